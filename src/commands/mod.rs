@@ -1,0 +1,112 @@
+//! What each command means (PROTOCOL.md §2), and the [`Engine`] that the I/O
+//! backends hand frames to.
+//!
+//! A command reads its arguments from a borrowed [`Request`], acts on the
+//! [`Store`] and appends exactly one reply frame to the caller's output
+//! buffer. Nothing here touches a socket or knows which backend runs; time
+//! arrives as `now`. Commands are grouped by what they act on:
+//! [`strings`] (SET/GET/DEL), [`counters`] (the INCR family), [`expiry`]
+//! (EXPIRE/TTL/PERSIST) and [`server`] (PING/INFO/KEYS).
+
+mod counters;
+mod expiry;
+mod server;
+mod strings;
+
+pub use server::ServerInfo;
+
+use crate::protocol::reply::push_fail;
+use crate::protocol::request::{Invalid, Request};
+use crate::store::{Millis, Store};
+
+/// Keys examined per expiry tick, at most. With ticks every
+/// [`EXPIRY_TICK_MS`], a table of up to 200 000 keys is swept within two
+/// seconds; larger tables take proportionally longer, while a tick never
+/// costs more than about a millisecond.
+pub const EXPIRY_SLOTS_PER_TICK_MAX: usize = 20_000;
+
+/// Interval between background expiry ticks.
+pub const EXPIRY_TICK_MS: Millis = 100;
+
+/// Counters that INFO reports; the I/O backend updates the client counts.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub connected_clients: u64,
+    /// Closed connections plus connections refused by max-clients.
+    pub disconnected_clients: u64,
+    /// Frames dispatched, including ones answered with FAIL.
+    pub commands_executed: u64,
+    /// Keys reclaimed by the background expiry cycle.
+    pub expired_keys_reclaimed: u64,
+}
+
+impl Stats {
+    pub fn client_connected(&mut self) {
+        self.connected_clients += 1;
+    }
+
+    pub fn client_disconnected(&mut self) {
+        self.connected_clients = self.connected_clients.saturating_sub(1);
+        self.disconnected_clients += 1;
+    }
+
+    pub fn client_refused(&mut self) {
+        self.disconnected_clients += 1;
+    }
+}
+
+/// The single-threaded state every frame acts on.
+pub struct Engine {
+    pub store: Store,
+    pub stats: Stats,
+    pub info: ServerInfo,
+}
+
+impl Engine {
+    pub fn new(info: ServerInfo) -> Self {
+        Engine { store: Store::new(), stats: Stats::default(), info }
+    }
+
+    /// Executes one frame core and appends its reply to `out`.
+    ///
+    /// Every frame gets exactly one reply: unknown ids and empty frames get
+    /// FAIL, so pipelines never drift (§7.2, Q1).
+    #[inline]
+    pub fn execute_frame(&mut self, core: &[u8], now: Millis, out: &mut Vec<u8>) {
+        match Request::parse(core) {
+            Ok(request) => self.execute(request, now, out),
+            Err(Invalid::Empty | Invalid::UnknownCommand(_) | Invalid::Malformed(_)) => push_fail(out),
+        }
+        // Counted after executing: INFO does not count itself (§2.10).
+        self.stats.commands_executed += 1;
+    }
+
+    pub fn execute(&mut self, request: Request<'_>, now: Millis, out: &mut Vec<u8>) {
+        let store = &mut self.store;
+        match request {
+            Request::Set { key, value, expiry_seconds } => strings::set(store, key, value, expiry_seconds, now, out),
+            Request::Get { key } => strings::get(store, key, now, out),
+            Request::Del { key } => strings::del(store, key, out),
+            Request::Incr { key } => counters::incr(store, key, now, out),
+            Request::Decr { key } => counters::decr(store, key, now, out),
+            Request::IncrBy { key, amount } => counters::incr_by(store, key, amount, now, out),
+            Request::DecrBy { key, amount } => counters::decr_by(store, key, amount, now, out),
+            Request::Expire { key, seconds } => expiry::expire(store, key, seconds, now, out),
+            Request::Ttl { key } => expiry::ttl(store, key, now, out),
+            Request::Persist { key } => expiry::persist(store, key, now, out),
+            Request::Ping { payload } => server::ping(payload, out),
+            Request::Info => server::info(self, now, out),
+            Request::Keys => server::keys(store, now, out),
+        }
+    }
+
+    /// One background expiry step; call every [`EXPIRY_TICK_MS`].
+    pub fn tick(&mut self, now: Millis) {
+        let budget = (self.store.len() / 20).clamp(1_000, EXPIRY_SLOTS_PER_TICK_MAX);
+        let reclaimed = self.store.expire_cycle(now, budget);
+        self.stats.expired_keys_reclaimed += reclaimed as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests;
