@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod io;
+pub mod log;
 pub mod protocol;
 pub mod server;
 pub mod store;

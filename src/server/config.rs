@@ -1,0 +1,221 @@
+//! Server configuration: embedded defaults, the upstream config file format
+//! (PROTOCOL.md §4.2–§4.3) and command-line overrides.
+//!
+//! File format: one `key value` pair per line; a line whose first byte is `#`
+//! is a comment; tokens after the second are ignored; unknown keys are
+//! ignored (Q17); the last repeated key wins. Every bad value is an error
+//! that names the file, line and key.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use crate::protocol::int::parse_i64_in;
+
+pub const DEFAULT_PORT: u16 = 5995;
+pub const DEFAULT_MAX_CLIENTS: u64 = 128;
+pub const DEFAULT_EVENT_LOOP_MAX_EVENTS: u64 = 100_000;
+
+/// Which event loop to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    Epoll,
+    /// io_uring where the kernel supports it, epoll otherwise.
+    Auto,
+}
+
+impl BackendChoice {
+    pub fn parse(text: &str) -> Option<BackendChoice> {
+        match text {
+            "epoll" => Some(BackendChoice::Epoll),
+            "auto" => Some(BackendChoice::Auto),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The `-c` path, if a file was loaded.
+    pub config_file: Option<PathBuf>,
+    /// TCP port; 0 (command line only) asks the kernel for a free port.
+    pub port: u16,
+    pub bind: IpAddr,
+    pub max_clients: u64,
+    pub event_loop_max_events: u64,
+    /// When set, the server listens on this Unix socket only (§4.4).
+    pub unixsocket: Option<PathBuf>,
+    pub backend: BackendChoice,
+    pub verbose: bool,
+    pub daemonize: bool,
+    pub pidfile: Option<PathBuf>,
+    pub show_logo: bool,
+    /// Parsed and validated for compatibility; logging goes to stdout.
+    pub log_enabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            config_file: None,
+            port: DEFAULT_PORT,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            max_clients: DEFAULT_MAX_CLIENTS,
+            event_loop_max_events: DEFAULT_EVENT_LOOP_MAX_EVENTS,
+            unixsocket: None,
+            backend: BackendChoice::Epoll,
+            verbose: false,
+            daemonize: false,
+            pidfile: None,
+            show_logo: false,
+            log_enabled: false,
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `file:line`, or `command line`.
+    pub origin: String,
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error at {}: '{}' {}", self.origin, self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads an upstream-format config file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read(path).map_err(|err| ConfigError {
+            origin: path.display().to_string(),
+            key: "-c".into(),
+            problem: format!("cannot read the config file: {err}"),
+        })?;
+        let mut config = Config { config_file: Some(path.to_path_buf()), ..Config::default() };
+        config.apply_text(&String::from_utf8_lossy(&text), &path.display().to_string())?;
+        Ok(config)
+    }
+
+    fn apply_text(&mut self, text: &str, file_name: &str) -> Result<(), ConfigError> {
+        for (index, line) in text.lines().enumerate() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut tokens = line.split_ascii_whitespace();
+            let (Some(key), Some(value)) = (tokens.next(), tokens.next()) else {
+                continue;
+            };
+            let origin = format!("{file_name}:{}", index + 1);
+            self.apply(key, value).map_err(|problem| ConfigError { origin, key: key.into(), problem })?;
+        }
+        Ok(())
+    }
+
+    /// Applies one `key value` pair; unknown keys are ignored (Q17).
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "port" => self.port = parse_int(value, 1, 65_535)? as u16,
+            "bind" => self.bind = parse_bind(value)?,
+            "max-clients" => self.max_clients = parse_int(value, 1, 4_294_967_295)? as u64,
+            "event-loop-max-events" => self.event_loop_max_events = parse_int(value, 1, 2_147_483_647)? as u64,
+            "unixsocket" => self.unixsocket = Some(PathBuf::from(value)),
+            "use-io-uring" => {
+                self.backend = if parse_bool(value)? {
+                    return Err("io_uring is not available in this build: use 'epoll'".into());
+                } else {
+                    BackendChoice::Epoll
+                }
+            }
+            "io-backend" => {
+                self.backend =
+                    BackendChoice::parse(value).ok_or_else(|| format!("value '{value}' is not one of: epoll, auto"))?
+            }
+            "verbose" => self.verbose = parse_bool(value)?,
+            "daemonize" => self.daemonize = parse_bool(value)?,
+            "pidfile" => self.pidfile = Some(PathBuf::from(value)),
+            "show-logo" => self.show_logo = parse_bool(value)?,
+            "log-enabled" => self.log_enabled = parse_bool(value)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Events taken per wait: the configured value, capped (§3.1).
+    pub fn events_per_wait(&self) -> usize {
+        (self.event_loop_max_events as usize).min(crate::io::EVENTS_PER_WAIT_MAX)
+    }
+}
+
+/// The strict integer parser of §2.1, with the key's range.
+fn parse_int(value: &str, min: i64, max: i64) -> Result<i64, String> {
+    parse_i64_in(value.as_bytes(), min, max).ok_or_else(|| format!("value '{value}' is not an integer in {min}..{max}"))
+}
+
+/// `true`/`false` as upstream; `yes`/`no` also accepted (DESIGN.md).
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(format!("value '{value}' is not a boolean (true or false)")),
+    }
+}
+
+/// An IPv4 or IPv6 literal (IPv6 is an extension; hostnames are refused).
+fn parse_bind(value: &str) -> Result<IpAddr, String> {
+    let literal = value.trim_start_matches('[').trim_end_matches(']');
+    literal.parse().map_err(|_| format!("value '{value}' is not an IPv4 or IPv6 address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_text(text, "test.conf")?;
+        Ok(config)
+    }
+
+    #[test]
+    fn shipped_upstream_config_parses() {
+        let config = parse(
+            "# fkvs\nport 5995\nbind 127.0.0.1\nmax-clients 128\nlogs-enabled false\nverbose false\n\
+             daemonize false\nshow-logo true\nevent-loop-max-events 100000\n#unixsocket /tmp/fkvs/fkvs.sock\n\
+             use-io-uring false\n",
+        )
+        .unwrap();
+        assert_eq!(config.port, 5995);
+        assert!(config.show_logo);
+        assert_eq!(config.unixsocket, None);
+        assert_eq!(config.backend, BackendChoice::Epoll);
+    }
+
+    #[test]
+    fn comments_extra_tokens_unknown_keys_and_repeats() {
+        let config = parse("port 1 # note\n  # indented is key '#', ignored\nmystery 9\nport 2\nlonely\n").unwrap();
+        assert_eq!(config.port, 2);
+        let config = parse("bind ::1\nmax-clients 4294967295\n").unwrap();
+        assert_eq!(config.bind, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(config.max_clients, 4_294_967_295);
+    }
+
+    #[test]
+    fn bad_values_name_the_line_and_key() {
+        let err = parse("verbose false\nport 70000\n").unwrap_err();
+        assert_eq!(err.origin, "test.conf:2");
+        assert_eq!(err.key, "port");
+        assert!(err.to_string().contains("1..65535"), "{err}");
+        for text in ["verbose True", "daemonize 1", "port 0", "port +", "bind localhost", "max-clients 0"] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+        assert_eq!(parse("port 5 5").unwrap().port, 5, "a third token is ignored");
+        assert!(parse("io-backend kqueue").is_err());
+    }
+}
