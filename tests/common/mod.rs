@@ -77,7 +77,7 @@ impl ServerBuilder {
         } else if !self.args.iter().any(|a| a == "--port") {
             command.args(["--port", "0"]);
         }
-        let mut server = Server::spawn(command, self.unix.then_some(socket_path));
+        let mut server = Server::spawn(command);
         server._dir = Some(dir);
         server
     }
@@ -93,7 +93,8 @@ impl Server {
         Server::builder().backend(backend).start()
     }
 
-    fn spawn(mut command: Command, unix_path: Option<PathBuf>) -> Server {
+    /// Spawns `command` (a server invocation) and waits for its Ready line.
+    pub fn spawn(mut command: Command) -> Server {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn fkvs-server");
         let stdout = child.stdout.take().unwrap();
         let (sender, stdout_lines) = mpsc::channel();
@@ -114,15 +115,15 @@ impl Server {
             _dir: None,
         };
         let ready = server.wait_for_log("Ready to accept connections via");
-        match unix_path {
-            Some(path) => server.endpoint = Endpoint::Unix(path),
-            None => {
-                let address = ready.rsplit(' ').find(|t| !t.is_empty()).unwrap();
-                let (host, port) = address.rsplit_once(':').unwrap();
-                server.port = port.parse().unwrap();
-                let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-                server.endpoint = Endpoint::Tcp { host, port: server.port };
-            }
+        let ready = ready.trim_end();
+        if let Some((_, path)) = ready.split_once("via unix domain socket ") {
+            server.endpoint = Endpoint::Unix(PathBuf::from(path));
+        } else {
+            let (_, address) = ready.rsplit_once(' ').unwrap();
+            let (host, port) = address.rsplit_once(':').unwrap();
+            server.port = port.parse().unwrap();
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            server.endpoint = Endpoint::Tcp { host, port: server.port };
         }
         server
     }
@@ -218,6 +219,14 @@ pub fn read_exactly(stream: &mut impl Read, bytes: usize) -> Vec<u8> {
     reply
 }
 
+/// Reads one whole frame (header and core).
+pub fn read_frame(stream: &mut impl Read) -> Vec<u8> {
+    let mut frame = read_exactly(stream, 2);
+    let core_bytes = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+    frame.extend(read_exactly(stream, core_bytes));
+    frame
+}
+
 /// Reads until EOF; panics on timeout. Returns everything read.
 pub fn read_to_eof(stream: &mut impl Read) -> Vec<u8> {
     let mut all = Vec::new();
@@ -237,8 +246,11 @@ impl TempDir {
     pub fn new() -> TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir()
-            .join(format!("fkvs-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let path = std::env::temp_dir().join(format!(
+            "fkvs-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
