@@ -8,6 +8,13 @@
 //! the completion model of io_uring; epoll adapts to it, and a user-space
 //! network stack would be one more caller.
 //!
+//! A backend whose kernel reads reply bytes after the call that queued them
+//! returns (io_uring `SEND`, and `SEND_ZC` until its notification) takes
+//! them out with [`Conn::hand_off_output`] instead: it then owns those bytes
+//! and keeps them still, while the core appends new replies to a fresh
+//! buffer. Handed-off bytes count against the output bound until the backend
+//! reports them with [`Conn::on_handed_off_sent`].
+//!
 //! Costs per batch of frames: one pass over the input, replies appended to
 //! one output buffer, at most one compaction of each buffer. No allocation
 //! while the output stays within its initial capacity.
@@ -70,6 +77,9 @@ pub struct Conn {
     output: Vec<u8>,
     /// Bytes of `output` already handed to the network.
     output_sent: usize,
+    /// Bytes moved out by [`Conn::hand_off_output`] and not yet reported
+    /// sent; they still count as pending output.
+    output_handed_off: usize,
     state: State,
 }
 
@@ -87,6 +97,7 @@ impl Conn {
             input_end: 0,
             output: Vec::with_capacity(OUTPUT_BYTES_INITIAL),
             output_sent: 0,
+            output_handed_off: 0,
             state: State::Open,
         }
     }
@@ -97,6 +108,7 @@ impl Conn {
         self.input_end = 0;
         self.output.clear();
         self.output_sent = 0;
+        self.output_handed_off = 0;
         self.state = State::Open;
     }
 
@@ -159,15 +171,40 @@ impl Conn {
         }
     }
 
-    /// Reply bytes waiting to be sent.
+    /// Reply bytes waiting to be sent (not counting handed-off ones).
     #[inline]
     pub fn output(&self) -> &[u8] {
         &self.output[self.output_sent..]
     }
 
+    /// Reply bytes owed to the client: waiting, or handed off and not yet
+    /// reported sent.
     #[inline]
     pub fn output_pending(&self) -> usize {
-        self.output.len() - self.output_sent
+        self.output.len() - self.output_sent + self.output_handed_off
+    }
+
+    /// Moves every byte of [`Conn::output`] into `buffer`, which the backend
+    /// then owns: the core never touches it again, so the kernel may read it
+    /// at leisure. `buffer` is cleared first and its allocation becomes the
+    /// new output buffer, so two buffers trading places cost no allocation.
+    #[inline]
+    pub fn hand_off_output(&mut self, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        compact_output(&mut self.output, &mut self.output_sent);
+        self.output_handed_off += self.output.len();
+        std::mem::swap(&mut self.output, buffer);
+    }
+
+    /// Accounts `bytes` of handed-off output as sent, and executes frames
+    /// that backpressure had held back.
+    #[inline]
+    pub fn on_handed_off_sent(&mut self, bytes: usize, engine: &mut Engine, now: Millis) {
+        debug_assert!(bytes <= self.output_handed_off);
+        self.output_handed_off -= bytes.min(self.output_handed_off);
+        if self.input_start < self.input_end {
+            self.process(engine, now);
+        }
     }
 
     /// Accounts `bytes` of [`Conn::output`] as sent, and executes frames that
@@ -211,7 +248,15 @@ impl Conn {
             return;
         }
         let pending = &self.input[self.input_start..self.input_end];
-        let executed = execute_frames(pending, &mut self.output, &mut self.output_sent, &mut self.state, engine, now);
+        let executed = execute_frames(
+            pending,
+            &mut self.output,
+            &mut self.output_sent,
+            self.output_handed_off,
+            &mut self.state,
+            engine,
+            now,
+        );
         self.input_start += executed;
         if self.input_start == self.input_end {
             self.input_start = 0;
@@ -226,25 +271,28 @@ impl Conn {
     }
 
     fn execute_frames_from(&mut self, bytes: &[u8], engine: &mut Engine, now: Millis) -> usize {
-        execute_frames(bytes, &mut self.output, &mut self.output_sent, &mut self.state, engine, now)
+        let handed_off = self.output_handed_off;
+        execute_frames(bytes, &mut self.output, &mut self.output_sent, handed_off, &mut self.state, engine, now)
     }
 }
 
-/// Executes complete frames from the front of `stream` while the output has
-/// room, returning the bytes consumed. An oversized header breaks the
-/// connection and discards its unsent output (Q30).
+/// Executes complete frames from the front of `stream` while the output
+/// (with `handed_off` bytes still owed from earlier buffers) has room,
+/// returning the bytes consumed. An oversized header breaks the connection
+/// and discards its unsent output (Q30).
 #[inline]
 fn execute_frames(
     mut stream: &[u8],
     output: &mut Vec<u8>,
     output_sent: &mut usize,
+    handed_off: usize,
     state: &mut State,
     engine: &mut Engine,
     now: Millis,
 ) -> usize {
     let offered = stream.len();
     compact_output(output, output_sent);
-    while output.len() <= OUTPUT_BYTES_EXECUTE_MAX {
+    while output.len() + handed_off <= OUTPUT_BYTES_EXECUTE_MAX {
         match split_frame(stream) {
             FrameSplit::Frame { core, frame_bytes } => {
                 engine.execute_frame(core, now, output);
@@ -259,7 +307,7 @@ fn execute_frames(
             }
         }
     }
-    debug_assert!(output.len() <= OUTPUT_BYTES_MAX);
+    debug_assert!(output.len() + handed_off <= OUTPUT_BYTES_MAX);
     offered - stream.len()
 }
 
@@ -270,5 +318,91 @@ fn compact_output(output: &mut Vec<u8>, output_sent: &mut usize) {
     if *output_sent > 0 {
         output.drain(..*output_sent);
         *output_sent = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::ServerInfo;
+    use crate::protocol::request::Request;
+
+    fn engine() -> Engine {
+        Engine::new(ServerInfo {
+            pid: 1,
+            port: 5995,
+            config_file: "none".into(),
+            started_ms: 0,
+            event_loop_max_events: 100_000,
+            backend: "test",
+            allocator: "test",
+        })
+    }
+
+    fn frames(request: &Request<'_>, count: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 0..count {
+            request.encode(&mut bytes).unwrap();
+        }
+        bytes
+    }
+
+    #[test]
+    fn handed_off_output_stays_put_while_new_replies_go_to_a_fresh_buffer() {
+        let mut engine = engine();
+        let mut conn = Conn::new();
+        let ping = frames(&Request::Ping { payload: b"a" }, 1);
+        assert_eq!(conn.ingest(&ping, &mut engine, 0), ping.len());
+        let mut flight = Vec::with_capacity(OUTPUT_BYTES_INITIAL);
+        conn.hand_off_output(&mut flight);
+        assert_eq!(flight, ping, "the PING reply echoes the request");
+        let address = flight.as_ptr();
+        assert!(conn.output().is_empty());
+        assert_eq!(conn.output_pending(), ping.len(), "handed-off bytes are still owed");
+
+        // More frames while the first reply is in flight: the flight is untouched.
+        assert_eq!(conn.ingest(&ping, &mut engine, 0), ping.len());
+        assert_eq!((flight.as_ptr(), flight.as_slice()), (address, ping.as_slice()));
+        assert_eq!(conn.output(), ping.as_slice());
+        assert_eq!(conn.output_pending(), 2 * ping.len());
+
+        conn.on_handed_off_sent(ping.len(), &mut engine, 0);
+        assert_eq!(conn.output_pending(), ping.len());
+        conn.reset();
+        assert_eq!(conn.output_pending(), 0);
+    }
+
+    #[test]
+    fn handed_off_bytes_count_against_the_output_bound() {
+        let mut engine = engine();
+        let value = vec![b'v'; 60_000];
+        let mut set = Vec::new();
+        Request::Set { key: b"k", value: &value, expiry_seconds: None }.encode(&mut set).unwrap();
+        let mut conn = Conn::new();
+        conn.ingest(&set, &mut engine, 0);
+        let get = frames(&Request::Get { key: b"k" }, 40);
+        let mut flight = Vec::new();
+        conn.hand_off_output(&mut flight);
+        let mut taken = 0;
+        while taken < get.len() && conn.wants_input() {
+            taken += conn.ingest(&get[taken..], &mut engine, 0);
+        }
+        assert!(!conn.wants_input(), "intake stops at the bound");
+        assert!(conn.output_pending() <= OUTPUT_BYTES_MAX);
+        assert!(conn.output().len() + flight.len() > OUTPUT_BYTES_EXECUTE_MAX);
+
+        // Reporting flights sent runs the held-back frames and, once they
+        // are answered, reopens intake.
+        let mut flown = flight.len();
+        conn.on_handed_off_sent(flight.len(), &mut engine, 0);
+        while !conn.wants_input() {
+            assert!(conn.output_pending() <= OUTPUT_BYTES_MAX);
+            conn.hand_off_output(&mut flight);
+            flown += flight.len();
+            conn.on_handed_off_sent(flight.len(), &mut engine, 0);
+        }
+        let reply_bytes = 5 + value.len();
+        let answered = (flown + conn.output().len()) / reply_bytes;
+        assert_eq!(answered, 1 + taken / (get.len() / 40), "the SET and every whole GET taken answered once");
     }
 }
