@@ -38,6 +38,15 @@ pub struct Stats {
     pub commands_executed: u64,
     /// Keys reclaimed by the background expiry cycle.
     pub expired_keys_reclaimed: u64,
+    /// io_uring: `SEND_ZC` operations issued.
+    pub zc_sends: u64,
+    /// io_uring: zero-copy notifications flagged
+    /// `IORING_NOTIF_USAGE_ZC_COPIED` (the kernel copied after all, as it
+    /// always does on loopback). Not an error.
+    pub zc_copied: u64,
+    /// io_uring: receives ended because the provided-buffer ring was empty
+    /// (`ENOBUFS`), then re-armed.
+    pub recv_buffers_exhausted: u64,
 }
 
 impl Stats {

@@ -1,7 +1,7 @@
 //! Event loops behind one [`Backend`] trait, and what they share.
 //!
 //! A backend owns how bytes arrive and leave: readiness with epoll
-//! ([`epoll`], via mio) today, completions with io_uring next. Everything a
+//! ([`epoll`], via mio) or completions with io_uring ([`uring`]). Everything a
 //! connection *means* lives in [`conn::Conn`], which sees buffers, never a
 //! file descriptor; frames go on to [`crate::commands::Engine`]. The
 //! [`sim`] driver pushes scripted byte streams through the same core without
@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod epoll;
 pub mod sim;
+pub mod uring;
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,6 +23,7 @@ use crate::commands::Engine;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Epoll,
+    IoUring,
 }
 
 impl BackendKind {
@@ -29,6 +31,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Epoll => epoll::Epoll::NAME,
+            BackendKind::IoUring => uring::Uring::NAME,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct LoopConfig {
     /// After a stop request, how long pending replies may take to flush.
     pub stop_flush_ms: u64,
     pub verbose: bool,
+    /// Tuning the io_uring backend reads (zero-copy threshold, buffers).
+    pub uring: uring::UringOptions,
 }
 
 /// Readiness events per wait never exceed this, as upstream (§3.1).
@@ -119,5 +124,6 @@ pub trait Backend: Sized {
 pub fn run(kind: BackendKind, context: LoopContext) -> io::Result<()> {
     match kind {
         BackendKind::Epoll => epoll::Epoll::new(&context.config)?.run(context),
+        BackendKind::IoUring => uring::Uring::new(&context.config)?.run(context),
     }
 }

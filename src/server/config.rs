@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use crate::io::uring::UringOptions;
 use crate::protocol::int::parse_i64_in;
 
 pub const DEFAULT_PORT: u16 = 5995;
@@ -20,6 +21,8 @@ pub const DEFAULT_EVENT_LOOP_MAX_EVENTS: u64 = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     Epoll,
+    /// io_uring, or exit with a clear message where the kernel lacks it.
+    IoUring,
     /// io_uring where the kernel supports it, epoll otherwise.
     Auto,
 }
@@ -28,11 +31,18 @@ impl BackendChoice {
     pub fn parse(text: &str) -> Option<BackendChoice> {
         match text {
             "epoll" => Some(BackendChoice::Epoll),
+            "io_uring" => Some(BackendChoice::IoUring),
             "auto" => Some(BackendChoice::Auto),
             _ => None,
         }
     }
 }
+
+/// Receive buffers per io_uring buffer ring, at most (the kernel's limit).
+const URING_RECV_BUFFERS_MAX: i64 = 32_768;
+
+/// Bytes per io_uring receive buffer, at most.
+const URING_RECV_BUFFER_BYTES_MAX: i64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -46,6 +56,10 @@ pub struct Config {
     /// When set, the server listens on this Unix socket only (§4.4).
     pub unixsocket: Option<PathBuf>,
     pub backend: BackendChoice,
+    /// io_uring tuning: `zc-threshold`, and hidden knobs for tests and
+    /// measurements (`uring-recv-buffers`, `uring-recv-buffer-bytes`,
+    /// `uring-disable`).
+    pub uring: UringOptions,
     pub verbose: bool,
     pub daemonize: bool,
     pub pidfile: Option<PathBuf>,
@@ -64,6 +78,7 @@ impl Default for Config {
             event_loop_max_events: DEFAULT_EVENT_LOOP_MAX_EVENTS,
             unixsocket: None,
             backend: BackendChoice::Epoll,
+            uring: UringOptions::default(),
             verbose: false,
             daemonize: false,
             pidfile: None,
@@ -127,16 +142,24 @@ impl Config {
             "event-loop-max-events" => self.event_loop_max_events = parse_int(value, 1, 2_147_483_647)? as u64,
             "unixsocket" => self.unixsocket = Some(PathBuf::from(value)),
             "use-io-uring" => {
-                self.backend = if parse_bool(value)? {
-                    return Err("io_uring is not available in this build: use 'epoll'".into());
-                } else {
-                    BackendChoice::Epoll
-                }
+                self.backend = if parse_bool(value)? { BackendChoice::IoUring } else { BackendChoice::Epoll }
             }
             "io-backend" => {
-                self.backend =
-                    BackendChoice::parse(value).ok_or_else(|| format!("value '{value}' is not one of: epoll, auto"))?
+                self.backend = BackendChoice::parse(value)
+                    .ok_or_else(|| format!("value '{value}' is not one of: epoll, io_uring, auto"))?
             }
+            "zc-threshold" => self.uring.zc_threshold_bytes = parse_int(value, 0, i64::MAX)? as usize,
+            "uring-recv-buffers" => {
+                let count = parse_int(value, 1, URING_RECV_BUFFERS_MAX)?;
+                if !(count as u64).is_power_of_two() {
+                    return Err(format!("value '{value}' is not a power of two"));
+                }
+                self.uring.recv_buffers = count as u16;
+            }
+            "uring-recv-buffer-bytes" => {
+                self.uring.recv_buffer_bytes = parse_int(value, 1, URING_RECV_BUFFER_BYTES_MAX)? as u32
+            }
+            "uring-disable" => self.uring.disable(value)?,
             "verbose" => self.verbose = parse_bool(value)?,
             "daemonize" => self.daemonize = parse_bool(value)?,
             "pidfile" => self.pidfile = Some(PathBuf::from(value)),
@@ -217,5 +240,22 @@ mod tests {
         }
         assert_eq!(parse("port 5 5").unwrap().port, 5, "a third token is ignored");
         assert!(parse("io-backend kqueue").is_err());
+    }
+
+    #[test]
+    fn io_uring_is_chosen_by_either_key_and_tuned_by_its_own() {
+        use crate::io::uring::RECV_BUFFER_BYTES_DEFAULT;
+        assert_eq!(parse("use-io-uring true\n").unwrap().backend, BackendChoice::IoUring);
+        assert_eq!(parse("use-io-uring yes\nuse-io-uring false\n").unwrap().backend, BackendChoice::Epoll);
+        assert_eq!(parse("io-backend io_uring\n").unwrap().backend, BackendChoice::IoUring);
+        assert_eq!(parse("io-backend auto\n").unwrap().backend, BackendChoice::Auto);
+        let config = parse("zc-threshold 1\nuring-recv-buffers 4\nuring-recv-buffer-bytes 64\n").unwrap();
+        assert_eq!(config.uring.zc_threshold_bytes, 1);
+        assert_eq!((config.uring.recv_buffers, config.uring.recv_buffer_bytes), (4, 64));
+        assert_eq!(parse("zc-threshold 0\n").unwrap().uring.zc_threshold_bytes, 0, "0 turns zero-copy off");
+        assert_eq!(Config::default().uring.recv_buffer_bytes, RECV_BUFFER_BYTES_DEFAULT);
+        for text in ["zc-threshold -1", "uring-recv-buffers 3", "uring-recv-buffers 65536", "uring-disable sqpoll"] {
+            assert!(parse(text).is_err(), "{text}");
+        }
     }
 }

@@ -54,9 +54,22 @@ pub struct Args {
     /// Events per wait as configured (capped at 1024 in use)
     #[arg(long, value_name = "N")]
     pub event_loop_max_events: Option<String>,
-    /// I/O backend: epoll, or auto (io_uring when available)
+    /// I/O backend: epoll, io_uring, or auto (io_uring when available)
     #[arg(long, value_name = "BACKEND")]
     pub io_backend: Option<String>,
+    /// io_uring: replies of at least this many bytes go out with zero-copy
+    /// send (SEND_ZC); 0 turns it off
+    #[arg(long, value_name = "BYTES")]
+    pub zc_threshold: Option<String>,
+    /// io_uring: provided receive buffers (power of two; tests, tuning)
+    #[arg(long, value_name = "N", hide = true)]
+    pub uring_recv_buffers: Option<String>,
+    /// io_uring: bytes per provided receive buffer (tests, tuning)
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub uring_recv_buffer_bytes: Option<String>,
+    /// io_uring: features to turn off, comma-separated (measurements)
+    #[arg(long, value_name = "LIST", hide = true)]
+    pub uring_disable: Option<String>,
     /// Debug lines on stdout (true/false)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub verbose: Option<String>,
@@ -80,6 +93,10 @@ impl Args {
             ("max-clients", self.max_clients.as_deref()),
             ("event-loop-max-events", self.event_loop_max_events.as_deref()),
             ("io-backend", self.io_backend.as_deref()),
+            ("zc-threshold", self.zc_threshold.as_deref()),
+            ("uring-recv-buffers", self.uring_recv_buffers.as_deref()),
+            ("uring-recv-buffer-bytes", self.uring_recv_buffer_bytes.as_deref()),
+            ("uring-disable", self.uring_disable.as_deref()),
             ("verbose", self.verbose.as_deref()),
             ("daemonize", self.daemonize.as_deref()),
         ];
@@ -140,7 +157,7 @@ pub fn serve(config: &Config, clock: Clock) -> anyhow::Result<()> {
     let pid = std::process::id();
     let _pidfile = config.pidfile.as_deref().map(lifecycle::Pidfile::create).transpose()?;
     let stop = lifecycle::install_stop_signals()?;
-    let backend = resolve_backend(config.backend);
+    let backend = resolve_backend(config.backend)?;
 
     let engine = Engine::new(ServerInfo {
         pid,
@@ -165,6 +182,7 @@ pub fn serve(config: &Config, clock: Clock) -> anyhow::Result<()> {
             events_per_wait: config.events_per_wait(),
             stop_flush_ms: STOP_FLUSH_MS,
             verbose: config.verbose,
+            uring: config.uring.clone(),
         },
     };
     let result = io::run(backend, context);
@@ -172,9 +190,22 @@ pub fn serve(config: &Config, clock: Clock) -> anyhow::Result<()> {
     result.map_err(Into::into)
 }
 
-fn resolve_backend(choice: BackendChoice) -> BackendKind {
+/// The backend to run: io_uring only where the kernel offers what it needs
+/// (a probe ring is set up and dropped); `auto` falls back to epoll.
+fn resolve_backend(choice: BackendChoice) -> anyhow::Result<BackendKind> {
     match choice {
-        BackendChoice::Epoll | BackendChoice::Auto => BackendKind::Epoll,
+        BackendChoice::Epoll => Ok(BackendKind::Epoll),
+        BackendChoice::IoUring => match io::uring::probe() {
+            Ok(_) => Ok(BackendKind::IoUring),
+            Err(reason) => anyhow::bail!("{reason}; start with --io-backend epoll (or auto)"),
+        },
+        BackendChoice::Auto => match io::uring::probe() {
+            Ok(_) => Ok(BackendKind::IoUring),
+            Err(reason) => {
+                log::warn(format_args!("{reason}; falling back to epoll"));
+                Ok(BackendKind::Epoll)
+            }
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fkvs::client::{Client, Endpoint};
 
 /// Every I/O backend the end-to-end suite runs against.
-pub const BACKENDS: &[&str] = &["epoll"];
+pub const BACKENDS: &[&str] = &["epoll", "io_uring"];
 
 /// Generous bound for anything that should happen "at once".
 pub const PROMPT: Duration = Duration::from_secs(10);
