@@ -100,7 +100,8 @@ const BUFFER_GROUP: u16 = 0;
 /// Idle connections kept with their buffers for the next accept.
 const CONN_POOL_MAX: usize = 64;
 
-/// Spare output buffers kept for the next flight; larger ones are freed.
+/// Output buffers kept for new clients; larger ones are freed. A live
+/// client keeps its own pair (see `Client::spare_output`) however large.
 const SPARE_OUTPUTS_MAX: usize = 256;
 const SPARE_OUTPUT_BYTES_MAX: usize = 4 * OUTPUT_BYTES_INITIAL;
 
@@ -313,6 +314,10 @@ struct Client {
     recv_space_at: usize,
     /// The flight carrying this client's replies, while in the kernel.
     sending: Option<usize>,
+    /// The buffer the next flight trades with the core's output: the last
+    /// flight's, back from the kernel. Two buffers per client, each keeping
+    /// the capacity its replies needed, as epoll's single buffer does.
+    spare_output: Vec<u8>,
     /// The in-kernel send was asked to cancel (the client is closing).
     send_cancelled: bool,
     /// Received bytes the core did not take yet (backpressure); fed back
@@ -669,6 +674,7 @@ impl<'r> Reactor<'r> {
             recv: RecvState::Idle,
             recv_space_at: 0,
             sending: None,
+            spare_output: Vec::new(),
             send_cancelled: false,
             stash: Vec::new(),
             stash_taken: 0,
@@ -930,7 +936,10 @@ impl<'r> Reactor<'r> {
     /// Hands the client's replies to the kernel in a new flight.
     fn start_send(&mut self, key: usize) {
         let client = &mut self.clients[key];
-        let mut bytes = self.spare_outputs.pop().unwrap_or_else(|| Vec::with_capacity(OUTPUT_BYTES_INITIAL));
+        let mut bytes = std::mem::take(&mut client.spare_output);
+        if bytes.capacity() == 0 {
+            bytes = self.spare_outputs.pop().unwrap_or_else(|| Vec::with_capacity(OUTPUT_BYTES_INITIAL));
+        }
         client.conn.hand_off_output(&mut bytes);
         let threshold = self.features.zc_threshold_bytes;
         let zc = threshold > 0 && client.tcp && !client.zc_refused && bytes.len() >= threshold;
@@ -980,7 +989,18 @@ impl<'r> Reactor<'r> {
         if !flight.done || flight.in_kernel || flight.notifications_pending > 0 {
             return;
         }
-        let mut bytes = self.flights.remove(key).bytes;
+        let Flight { mut bytes, client, client_generation, .. } = self.flights.remove(key);
+        bytes.clear();
+        match self.clients.get_mut(client) {
+            Some(owner) if owner.generation == client_generation && owner.spare_output.capacity() == 0 => {
+                owner.spare_output = bytes;
+            }
+            _ => self.keep_spare(bytes),
+        }
+    }
+
+    /// Keeps a modest buffer for a future client.
+    fn keep_spare(&mut self, mut bytes: Vec<u8>) {
         if self.spare_outputs.len() < SPARE_OUTPUTS_MAX && bytes.capacity() <= SPARE_OUTPUT_BYTES_MAX {
             bytes.clear();
             self.spare_outputs.push(bytes);
@@ -1002,6 +1022,7 @@ impl<'r> Reactor<'r> {
         if self.conn_pool.len() < CONN_POOL_MAX {
             self.conn_pool.push(client.conn);
         }
+        self.keep_spare(client.spare_output);
     }
 
     /// Cancels everything still in the kernel and waits, bounded, for the
