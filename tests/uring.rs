@@ -144,8 +144,15 @@ fn thousands_of_short_lived_connections_leave_nothing_behind() {
 
 #[test]
 fn clients_vanishing_with_zero_copy_sends_in_flight_spare_the_others() {
-    // Every flush goes out with SEND_ZC.
-    let mut server = uring().arg("--zc-threshold").arg("1").arg("--verbose").arg("true").start();
+    // Every flush goes out with SEND_ZC, even though loopback copies anyway.
+    let mut server = uring()
+        .arg("--zc-threshold")
+        .arg("1")
+        .arg("--uring-disable")
+        .arg("zc-fallback")
+        .arg("--verbose")
+        .arg("true")
+        .start();
     let value = vec![b'z'; 60_000];
     let mut observer = server.client();
     observer.call(&Request::Set { key: b"big", value: &value, expiry_seconds: None }).unwrap();
@@ -182,6 +189,24 @@ fn clients_vanishing_with_zero_copy_sends_in_flight_spare_the_others() {
     assert!(count_before(&line, "zero-copy sends") > 0, "{line}");
     // Loopback always copies: the notification says so, and it is counted.
     assert!(count_before(&line, "copied by the kernel") > 0, "{line}");
+}
+
+#[test]
+fn a_connection_stops_zero_copy_once_the_kernel_reports_copying() {
+    let mut server = uring().arg("--zc-threshold").arg("1").arg("--verbose").arg("true").start();
+    let mut client = server.client();
+    for i in 0..200u32 {
+        let payload = i.to_be_bytes();
+        assert_eq!(client.call(&Request::Ping { payload: &payload }).unwrap(), Reply::Typed(CommandId::Ping, &payload));
+    }
+    drop(client);
+    assert!(server.signal_and_wait(libc::SIGTERM).success());
+    let line = server.wait_for_log("zero-copy sends");
+    // The first reply goes out zero-copy; loopback copies; the connection
+    // then sends plainly (a few more may leave before the notification).
+    let zc_sends = count_before(&line, "zero-copy sends");
+    assert!((1..20).contains(&zc_sends), "{line}");
+    assert!(count_before(&line, "copied by the kernel") >= 1, "{line}");
 }
 
 #[test]

@@ -32,7 +32,9 @@
 //! a round trip through the loop). A `SEND_ZC` flight is freed only after
 //! its notification CQE; a notification flagged
 //! `IORING_NOTIF_USAGE_ZC_COPIED` (always so on loopback) is counted in
-//! `engine.stats.zc_copied`, not treated as an error.
+//! `engine.stats.zc_copied`, not treated as an error, and that connection
+//! sends plainly from then on: the kernel has said zero-copy does not pay
+//! on its path, and a zero-copy send that copies costs 1.6–2× a plain one.
 //!
 //! **Lifetimes.** Every `user_data` carries the operation kind, a
 //! generation and a slot index. A client slot is released only when no
@@ -121,6 +123,10 @@ const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 pub struct UringOptions {
     /// Flights of at least this many bytes use `SEND_ZC`; 0 disables it.
     pub zc_threshold_bytes: usize,
+    /// A connection whose zero-copy notification says the kernel copied
+    /// anyway (loopback, a NIC without scatter-gather) sends plainly from
+    /// then on: zero-copy costs more than a copy when it copies.
+    pub zc_fallback: bool,
     /// Provided receive buffers (a power of two, at most 32 768).
     pub recv_buffers: u16,
     pub recv_buffer_bytes: u32,
@@ -137,6 +143,7 @@ impl Default for UringOptions {
     fn default() -> Self {
         UringOptions {
             zc_threshold_bytes: ZC_THRESHOLD_BYTES_DEFAULT,
+            zc_fallback: true,
             recv_buffers: RECV_BUFFERS_DEFAULT,
             recv_buffer_bytes: RECV_BUFFER_BYTES_DEFAULT,
             multishot_recv: true,
@@ -148,8 +155,8 @@ impl Default for UringOptions {
 
 impl UringOptions {
     /// Turns off the features named in a comma-separated list
-    /// (`multishot-recv`, `provided-buffers`, `defer-taskrun`, `zc`), for
-    /// measuring what each one contributes.
+    /// (`multishot-recv`, `provided-buffers`, `defer-taskrun`, `zc`,
+    /// `zc-fallback`), for measuring what each one contributes.
     pub fn disable(&mut self, list: &str) -> Result<(), String> {
         for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
             match name {
@@ -157,10 +164,11 @@ impl UringOptions {
                 "provided-buffers" => self.provided_buffers = false,
                 "defer-taskrun" => self.defer_taskrun = false,
                 "zc" => self.zc_threshold_bytes = 0,
+                "zc-fallback" => self.zc_fallback = false,
                 "none" => {}
                 _ => {
                     return Err(format!(
-                        "'{name}' is not one of: multishot-recv, provided-buffers, defer-taskrun, zc, none"
+                        "'{name}' is not one of: multishot-recv, provided-buffers, defer-taskrun, zc, zc-fallback, none"
                     ))
                 }
             }
@@ -204,6 +212,7 @@ impl Backend for Uring {
             multishot_accept: multishot,
             multishot_recv: options.multishot_recv && self.capabilities.send_zc && buffers.is_some(),
             zc_threshold_bytes: if self.capabilities.send_zc { options.zc_threshold_bytes } else { 0 },
+            zc_fallback: options.zc_fallback,
         };
         if context.config.verbose {
             log::info(format_args!(
@@ -237,6 +246,7 @@ struct Features {
     multishot_accept: bool,
     multishot_recv: bool,
     zc_threshold_bytes: usize,
+    zc_fallback: bool,
 }
 
 /// The operation a CQE completes, from its `user_data`: kind in the top
@@ -328,7 +338,8 @@ struct Client {
     /// The peer's FIN arrived; the core hears of it once the stash is empty.
     peer_closed: bool,
     peer_close_told: bool,
-    /// SEND_ZC failed here (not supported on this socket): plain sends only.
+    /// Plain sends only: SEND_ZC failed on this socket, or the kernel
+    /// reported copying anyway (with `zc_fallback`).
     zc_refused: bool,
     end: Option<ClientEnd>,
     dirty: bool,
@@ -765,6 +776,10 @@ impl<'r> Reactor<'r> {
             flight.notifications_pending = flight.notifications_pending.saturating_sub(1);
             if result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
                 self.engine.stats.zc_copied += 1;
+                let owner = self.clients.get_mut(flight.client).filter(|c| c.generation == flight.client_generation);
+                if let (Some(owner), true) = (owner, self.features.zc_fallback) {
+                    owner.zc_refused = true;
+                }
             }
             self.retire_if_idle(key);
             return;
@@ -1176,6 +1191,9 @@ mod tests {
         options.disable("multishot-recv, zc").unwrap();
         assert!(!options.multishot_recv && options.provided_buffers && options.defer_taskrun);
         assert_eq!(options.zc_threshold_bytes, 0);
+        assert!(options.zc_fallback);
+        options.disable("zc-fallback").unwrap();
+        assert!(!options.zc_fallback);
         assert!(options.disable("sqpoll").is_err());
     }
 }
