@@ -195,15 +195,14 @@ impl Backend for Uring {
         let options = &context.config.uring;
         let multishot = self.capabilities.multishot_accept;
         let buffers = if options.provided_buffers && multishot {
-            match BufRing::new(options.recv_buffers, options.recv_buffer_bytes, BUFFER_GROUP) {
-                Ok(buffers) => match buffers.register(&self.ring.submitter()) {
-                    Ok(()) => Some(buffers),
-                    Err(err) => {
-                        log::warn(format_args!("io_uring: no provided-buffer ring ({err}); receiving one-shot"));
-                        None
-                    }
-                },
-                Err(err) => return Err(err),
+            let ring = BufRing::new(options.recv_buffers, options.recv_buffer_bytes, BUFFER_GROUP)
+                .and_then(|buffers| buffers.register(&self.ring.submitter()).map(|()| buffers));
+            match ring {
+                Ok(buffers) => Some(buffers),
+                Err(err) => {
+                    log::warn(format_args!("io_uring: no provided-buffer ring ({err}); receiving one-shot"));
+                    None
+                }
             }
         } else {
             None
