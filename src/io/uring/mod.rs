@@ -1007,6 +1007,13 @@ impl<'r> Reactor<'r> {
         bytes.clear();
         match self.clients.get_mut(client) {
             Some(owner) if owner.generation == client_generation && owner.spare_output.capacity() == 0 => {
+                if owner.conn.output().is_empty() {
+                    // No reply written since the hand-off: give the core back
+                    // the buffer the kernel just read, still in cache, so the
+                    // next replies are written where the last ones were, as on
+                    // epoll. The core's empty buffer becomes the spare.
+                    owner.conn.hand_off_output(&mut bytes);
+                }
                 owner.spare_output = bytes;
             }
             _ => self.keep_spare(bytes),
