@@ -224,6 +224,7 @@ struct Sample {
     requests_per_s: f64,
     server_ns_per_request: f64,
     server_sleeps_per_request: f64,
+    load_sleeps_per_request: f64,
     load_cpu_share: f64,
 }
 
@@ -249,7 +250,7 @@ fn run(server: &ServerProcess, options: &Options, workload: &str, pipeline: usiz
     let started = Instant::now();
     let warm_until = started + Duration::from_secs_f64(options.warmup_seconds);
     let end = warm_until + Duration::from_secs_f64(options.seconds);
-    let mut window: Option<(Instant, u64, u64, u64, u64)> = None;
+    let mut window: Option<(Instant, u64, u64, u64, u64, u64)> = None;
     let self_pid = std::process::id();
     // Kick off: every connection writes its first batch.
     for connection in connections.iter_mut() {
@@ -258,7 +259,8 @@ fn run(server: &ServerProcess, options: &Options, workload: &str, pipeline: usiz
     loop {
         let now = Instant::now();
         if window.is_none() && now >= warm_until {
-            window = Some((now, completed, server.cpu_ns(), server.sleeps(), process_cpu_ns(self_pid)));
+            let load = (process_cpu_ns(self_pid), process_sleeps(self_pid));
+            window = Some((now, completed, server.cpu_ns(), server.sleeps(), load.0, load.1));
         }
         if now >= end {
             break;
@@ -295,7 +297,8 @@ fn run(server: &ServerProcess, options: &Options, workload: &str, pipeline: usiz
             }
         }
     }
-    let (window_start, completed_before, server_before, sleeps_before, load_before) = window.expect("measured window");
+    let (window_start, completed_before, server_before, sleeps_before, load_before, load_sleeps_before) =
+        window.expect("measured window");
     let elapsed = window_start.elapsed().as_secs_f64();
     let requests = (completed - completed_before) as f64;
     let server_ns = (server.cpu_ns() - server_before) as f64;
@@ -304,6 +307,7 @@ fn run(server: &ServerProcess, options: &Options, workload: &str, pipeline: usiz
         requests_per_s: requests / elapsed,
         server_ns_per_request: server_ns / requests,
         server_sleeps_per_request: (server.sleeps() - sleeps_before) as f64 / requests,
+        load_sleeps_per_request: (process_sleeps(self_pid) - load_sleeps_before) as f64 / requests,
         load_cpu_share: load_ns / (elapsed * 1e9),
     })
 }
@@ -352,12 +356,13 @@ fn main() {
                     let sample = run(server, &options, workload, pipeline).expect("load run");
                     eprintln!(
                         "rep {rep} {workload} P={pipeline} {}: {:.0} req/s, {:.0} srv ns/req, {:.3} srv sleeps/req, \
-                         load CPU {:.0}%",
+                         load CPU {:.0}%, {:.3} load sleeps/req",
                         options.variants[v].0,
                         sample.requests_per_s,
                         sample.server_ns_per_request,
                         sample.server_sleeps_per_request,
-                        sample.load_cpu_share * 100.0
+                        sample.load_cpu_share * 100.0,
+                        sample.load_sleeps_per_request
                     );
                     samples[w][p][v].push(sample);
                 }
@@ -376,31 +381,35 @@ fn main() {
         options.load_cpu
     );
     println!(
-        "| workload | P | variant | req/s | srv ns/req | srv sleeps/req | load CPU | req/s vs first | srv ns/req vs first |"
+        "| workload | P | variant | req/s | srv ns/req | srv sleeps/req | load CPU | load sleeps/req | req/s vs first | \
+         srv ns/req vs first |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (w, workload) in options.workloads.iter().enumerate() {
         for (p, pipeline) in options.pipelines.iter().enumerate() {
-            let medians: Vec<(f64, f64, f64, f64)> = samples[w][p]
+            let medians: Vec<[f64; 5]> = samples[w][p]
                 .iter()
                 .map(|runs| {
-                    (
-                        median(runs.iter().map(|s| s.requests_per_s).collect()),
-                        median(runs.iter().map(|s| s.server_ns_per_request).collect()),
-                        median(runs.iter().map(|s| s.server_sleeps_per_request).collect()),
-                        median(runs.iter().map(|s| s.load_cpu_share).collect()),
-                    )
+                    let m = |f: fn(&Sample) -> f64| median(runs.iter().map(f).collect());
+                    [
+                        m(|s| s.requests_per_s),
+                        m(|s| s.server_ns_per_request),
+                        m(|s| s.server_sleeps_per_request),
+                        m(|s| s.load_cpu_share),
+                        m(|s| s.load_sleeps_per_request),
+                    ]
                 })
                 .collect();
-            let (base_rate, base_ns, _, _) = medians[0];
-            for (v, (rate, ns, sleeps, load)) in medians.iter().enumerate() {
+            let [base_rate, base_ns, ..] = medians[0];
+            for (v, [rate, ns, sleeps, load, load_sleeps]) in medians.iter().enumerate() {
                 println!(
-                    "| {workload} | {pipeline} | {} | {:.0} | {:.0} | {:.3} | {:.0}% | {:.3}x | {:.3}x |",
+                    "| {workload} | {pipeline} | {} | {:.0} | {:.0} | {:.3} | {:.0}% | {:.3} | {:.3}x | {:.3}x |",
                     options.variants[v].0,
                     rate,
                     ns,
                     sleeps,
                     load * 100.0,
+                    load_sleeps,
                     rate / base_rate,
                     ns / base_ns
                 );
