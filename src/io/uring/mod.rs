@@ -52,6 +52,12 @@
 //! encoding, and the kernel's out of the flight: the same bytes as epoll.
 //! Frames are executed straight from the provided buffer; only a frame
 //! split across two buffers is copied into the connection's input.
+//! Measured (docs/performance.md, 50 clients): 0.14 enters per request at
+//! P=1 against epoll's 2.02 syscalls. At 116 ns a syscall that is ~5% of a
+//! 4.4 µs loopback request, most of which is TCP; io_uring's own request
+//! handling costs about as much, so P=1 is a draw. Batching pays at depth:
+//! one enter sends a whole turn's replies and wakes the peer once, not once
+//! per `write` (P=128: 0.76x epoll's server CPU).
 
 mod bufring;
 mod setup;
