@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use crate::io::uring::UringOptions;
+use crate::io::uring::{UringOptions, RECV_BUFFERS_MAX};
 use crate::protocol::int::parse_i64_in;
 
 pub const DEFAULT_PORT: u16 = 5995;
@@ -37,9 +37,6 @@ impl BackendChoice {
         }
     }
 }
-
-/// Receive buffers per io_uring buffer ring, at most (the kernel's limit).
-const URING_RECV_BUFFERS_MAX: i64 = 32_768;
 
 /// Bytes per io_uring receive buffer, at most.
 const URING_RECV_BUFFER_BYTES_MAX: i64 = 1 << 20;
@@ -150,7 +147,7 @@ impl Config {
             }
             "zc-threshold" => self.uring.zc_threshold_bytes = parse_int(value, 0, i64::MAX)? as usize,
             "uring-recv-buffers" => {
-                let count = parse_int(value, 1, URING_RECV_BUFFERS_MAX)?;
+                let count = parse_int(value, 1, i64::from(RECV_BUFFERS_MAX))?;
                 if !(count as u64).is_power_of_two() {
                     return Err(format!("value '{value}' is not a power of two"));
                 }

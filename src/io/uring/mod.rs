@@ -79,6 +79,8 @@ use crate::commands::{Engine, EXPIRY_TICK_MS};
 use crate::log;
 use crate::store::Millis;
 use bufring::BufRing;
+/// The most provided receive buffers a ring may have (the kernel's limit).
+pub use bufring::BUFFERS_MAX as RECV_BUFFERS_MAX;
 pub use setup::{probe, Capabilities};
 
 /// Submission queue entries: one turn rarely queues more than a few per
