@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod commands;
+pub mod config_file;
 pub mod io;
 pub mod log;
 pub mod protocol;

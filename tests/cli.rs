@@ -302,10 +302,10 @@ fn usage_errors_print_upstreams_lines_send_nothing_and_exit_2() {
 #[test]
 fn bad_flags_exit_2_with_a_message() {
     for (args, needle) in [
-        (&["-p", "0"][..], "fkvs-cli: -p: value '0' is not a port in 1..65535\n"),
-        (&["-p", "65536"], "fkvs-cli: -p: value '65536' is not a port in 1..65535\n"),
-        (&["-p", "-1"], "fkvs-cli: -p: value '-1' is not a port in 1..65535\n"),
-        (&["-p", "http"], "fkvs-cli: -p: value 'http' is not a port in 1..65535\n"),
+        (&["-p", "0"][..], "fkvs-cli: -p: value '0' is not an integer in 1..65535\n"),
+        (&["-p", "65536"], "fkvs-cli: -p: value '65536' is not an integer in 1..65535\n"),
+        (&["-p", "-1"], "fkvs-cli: -p: value '-1' is not an integer in 1..65535\n"),
+        (&["-p", "http"], "fkvs-cli: -p: value 'http' is not an integer in 1..65535\n"),
         (&["-h", ""], "fkvs-cli: -h: value '' is not a host name or IP address\n"),
     ] {
         Cli::new().args(args).run().fails(2, needle);
@@ -515,7 +515,7 @@ fn config_errors_name_the_file_line_and_key() {
 
     let cli = Cli::new();
     let config = cli.write_file("bad.conf", "port 0\n");
-    let message = format!("fkvs-cli: config error at {config}:1: 'port' value '0' is not a port in 1..65535\n");
+    let message = format!("fkvs-cli: config error at {config}:1: 'port' value '0' is not an integer in 1..65535\n");
     cli.args(["-d", &config]).run().fails(2, &message);
 
     let cli = Cli::new();

@@ -11,12 +11,11 @@
 //! defaults, while a missing file named with `-d` is an error.
 
 use std::ffi::OsStr;
-use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::tokenize::is_c_space;
-use crate::protocol::int::parse_i64_in;
+pub use crate::config_file::ConfigError;
+use crate::config_file::{apply_pairs, is_c_space, parse_bool, parse_int};
 
 /// The file read when `-d` is not given, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "client.conf";
@@ -38,27 +37,6 @@ impl Default for ClientConfig {
     }
 }
 
-/// A config file that cannot be read or holds a bad value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// `file`, or `file:line` for a bad value.
-    pub origin: String,
-    /// The offending key, if a value was bad.
-    pub key: Option<String>,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "config error at {}: '{}' {}", self.origin, key, self.problem),
-            None => write!(f, "config error at {}: {}", self.origin, self.problem),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl ClientConfig {
     /// Loads `explicit` (`-d PATH`, which must exist), or else
     /// `./client.conf` when present, or else the defaults.
@@ -69,13 +47,7 @@ impl ClientConfig {
             Err(err) if explicit.is_none() && err.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ClientConfig::default());
             }
-            Err(err) => {
-                return Err(ConfigError {
-                    origin: path.display().to_string(),
-                    key: None,
-                    problem: format!("cannot read the config file: {err}"),
-                })
-            }
+            Err(err) => return Err(ConfigError::unreadable(path, &err)),
         };
         ClientConfig::parse(&text, &path.display().to_string())
     }
@@ -83,20 +55,7 @@ impl ClientConfig {
     /// Parses config text over the defaults; `file_name` names errors.
     pub fn parse(text: &[u8], file_name: &str) -> Result<ClientConfig, ConfigError> {
         let mut config = ClientConfig::default();
-        for (index, line) in text.split(|&b| b == b'\n').enumerate() {
-            if line.first() == Some(&b'#') {
-                continue;
-            }
-            let mut tokens = line.split(|&b| is_c_space(b)).filter(|t| !t.is_empty());
-            let (Some(key), Some(value)) = (tokens.next(), tokens.next()) else {
-                continue;
-            };
-            config.apply(key, value).map_err(|problem| ConfigError {
-                origin: format!("{file_name}:{}", index + 1),
-                key: Some(String::from_utf8_lossy(key).into_owned()),
-                problem,
-            })?;
-        }
+        apply_pairs(text, file_name, |key, value| config.apply(key, value))?;
         Ok(config)
     }
 
@@ -105,28 +64,13 @@ impl ClientConfig {
         let text = || String::from_utf8_lossy(value);
         match key {
             b"bind" => self.bind = parse_host(&text())?,
-            b"port" => self.port = parse_port(value).ok_or_else(|| port_problem(&text()))?,
-            b"verbose" => {
-                self.verbose = match value {
-                    b"true" => true,
-                    b"false" => false,
-                    _ => return Err(format!("value '{}' is not a boolean (true or false)", text())),
-                }
-            }
+            b"port" => self.port = parse_int(value, 1, 65_535)? as u16,
+            b"verbose" => self.verbose = parse_bool(value)?,
             b"unixsocket" => self.unixsocket = Some(PathBuf::from(OsStr::from_bytes(value))),
             _ => {}
         }
         Ok(())
     }
-}
-
-/// A port in 1..65535, by the strict integer rules of §2.1.
-pub fn parse_port(text: &[u8]) -> Option<u16> {
-    parse_i64_in(text, 1, 65_535).map(|port| port as u16)
-}
-
-pub fn port_problem(text: &str) -> String {
-    format!("value '{text}' is not a port in 1..65535")
 }
 
 /// A host name or an IPv4/IPv6 literal; IPv6 may be written in brackets.

@@ -277,8 +277,8 @@ fn endpoint(args: &Args, config: &ClientConfig) -> Result<Endpoint, Failure> {
         None => config.bind.clone(),
     };
     let port = match &args.port {
-        Some(port) => config::parse_port(port.as_bytes())
-            .ok_or_else(|| Failure::Usage(format!("-p: {}", config::port_problem(port))))?,
+        Some(port) => crate::config_file::parse_int(port.as_bytes(), 1, 65_535)
+            .map_err(|problem| Failure::Usage(format!("-p: {problem}")))? as u16,
         None => config.port,
     };
     Ok(Endpoint::Tcp { host, port })

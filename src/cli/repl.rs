@@ -29,9 +29,10 @@ use rustyline::history::{DefaultHistory, History};
 use rustyline::{Config, Editor};
 
 use super::command;
-use super::tokenize::{is_c_space, tokenize};
+use super::tokenize::tokenize;
 use super::{Failure, Invocation};
 use crate::client::{Client, ClientError, Endpoint};
+use crate::config_file::is_c_space;
 
 /// History entries kept in memory and in the file, as upstream.
 pub const HISTORY_ENTRIES_MAX: usize = 50;

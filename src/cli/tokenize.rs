@@ -15,17 +15,14 @@
 //! Every token is a sub-slice of the line (quotes are only ever at the ends),
 //! so tokenizing borrows and copies nothing.
 
+use crate::config_file::is_c_space;
+
 /// Tokens kept per line; later ones are dropped, so an over-long line fails
 /// the token-count checks of every command.
 pub const TOKENS_MAX: usize = 8;
 
 /// Bytes kept per token; the rest of a longer token is dropped.
 pub const TOKEN_BYTES_MAX: usize = 511;
-
-/// C's `isspace` in the "C" locale.
-pub fn is_c_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
-}
 
 /// Splits `line` into at most [`TOKENS_MAX`] tokens borrowed from it.
 pub fn tokenize(line: &[u8]) -> Vec<&[u8]> {
