@@ -74,4 +74,9 @@ impl SimConnection {
     pub fn received(&self) -> &[u8] {
         &self.received
     }
+
+    /// Forgets what the client has read so far, keeping the buffer.
+    pub fn clear_received(&mut self) {
+        self.received.clear();
+    }
 }

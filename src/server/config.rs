@@ -6,12 +6,12 @@
 //! ignored (Q17); the last repeated key wins. Every bad value is an error
 //! that names the file, line and key.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+pub use crate::config_file::ConfigError;
+use crate::config_file::{apply_pairs, parse_bool, parse_int};
 use crate::io::uring::{UringOptions, RECV_BUFFERS_MAX};
-use crate::protocol::int::parse_i64_in;
 
 pub const DEFAULT_PORT: u16 = 5995;
 pub const DEFAULT_MAX_CLIENTS: u64 = 128;
@@ -85,83 +85,55 @@ impl Default for Config {
     }
 }
 
-/// A configuration value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// `file:line`, or `command line`.
-    pub origin: String,
-    pub key: String,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config error at {}: '{}' {}", self.origin, self.key, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Config {
     /// Reads an upstream-format config file over the defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read(path).map_err(|err| ConfigError {
-            origin: path.display().to_string(),
-            key: "-c".into(),
-            problem: format!("cannot read the config file: {err}"),
-        })?;
+        let text = std::fs::read(path).map_err(|err| ConfigError::unreadable(path, &err))?;
         let mut config = Config { config_file: Some(path.to_path_buf()), ..Config::default() };
-        config.apply_text(&String::from_utf8_lossy(&text), &path.display().to_string())?;
+        config.apply_text(&text, &path.display().to_string())?;
         Ok(config)
     }
 
-    fn apply_text(&mut self, text: &str, file_name: &str) -> Result<(), ConfigError> {
-        for (index, line) in text.lines().enumerate() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let mut tokens = line.split_ascii_whitespace();
-            let (Some(key), Some(value)) = (tokens.next(), tokens.next()) else {
-                continue;
-            };
-            let origin = format!("{file_name}:{}", index + 1);
-            self.apply(key, value).map_err(|problem| ConfigError { origin, key: key.into(), problem })?;
-        }
-        Ok(())
+    fn apply_text(&mut self, text: &[u8], file_name: &str) -> Result<(), ConfigError> {
+        apply_pairs(text, file_name, |key, value| {
+            self.apply(&String::from_utf8_lossy(key), &String::from_utf8_lossy(value))
+        })
     }
 
     /// Applies one `key value` pair; unknown keys are ignored (Q17).
     pub fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
-            "port" => self.port = parse_int(value, 1, 65_535)? as u16,
+            "port" => self.port = parse_int(value.as_bytes(), 1, 65_535)? as u16,
             "bind" => self.bind = parse_bind(value)?,
-            "max-clients" => self.max_clients = parse_int(value, 1, 4_294_967_295)? as u64,
-            "event-loop-max-events" => self.event_loop_max_events = parse_int(value, 1, 2_147_483_647)? as u64,
+            "max-clients" => self.max_clients = parse_int(value.as_bytes(), 1, 4_294_967_295)? as u64,
+            "event-loop-max-events" => {
+                self.event_loop_max_events = parse_int(value.as_bytes(), 1, 2_147_483_647)? as u64
+            }
             "unixsocket" => self.unixsocket = Some(PathBuf::from(value)),
             "use-io-uring" => {
-                self.backend = if parse_bool(value)? { BackendChoice::IoUring } else { BackendChoice::Epoll }
+                self.backend = if parse_use_io_uring(value)? { BackendChoice::IoUring } else { BackendChoice::Epoll }
             }
             "io-backend" => {
                 self.backend = BackendChoice::parse(value)
                     .ok_or_else(|| format!("value '{value}' is not one of: epoll, io_uring, auto"))?
             }
-            "zc-threshold" => self.uring.zc_threshold_bytes = parse_int(value, 0, i64::MAX)? as usize,
+            "zc-threshold" => self.uring.zc_threshold_bytes = parse_int(value.as_bytes(), 0, i64::MAX)? as usize,
             "uring-recv-buffers" => {
-                let count = parse_int(value, 1, i64::from(RECV_BUFFERS_MAX))?;
+                let count = parse_int(value.as_bytes(), 1, i64::from(RECV_BUFFERS_MAX))?;
                 if !(count as u64).is_power_of_two() {
                     return Err(format!("value '{value}' is not a power of two"));
                 }
                 self.uring.recv_buffers = count as u16;
             }
             "uring-recv-buffer-bytes" => {
-                self.uring.recv_buffer_bytes = parse_int(value, 1, URING_RECV_BUFFER_BYTES_MAX)? as u32
+                self.uring.recv_buffer_bytes = parse_int(value.as_bytes(), 1, URING_RECV_BUFFER_BYTES_MAX)? as u32
             }
             "uring-disable" => self.uring.disable(value)?,
-            "verbose" => self.verbose = parse_bool(value)?,
-            "daemonize" => self.daemonize = parse_bool(value)?,
+            "verbose" => self.verbose = parse_bool(value.as_bytes())?,
+            "daemonize" => self.daemonize = parse_bool(value.as_bytes())?,
             "pidfile" => self.pidfile = Some(PathBuf::from(value)),
-            "show-logo" => self.show_logo = parse_bool(value)?,
-            "log-enabled" => self.log_enabled = parse_bool(value)?,
+            "show-logo" => self.show_logo = parse_bool(value.as_bytes())?,
+            "log-enabled" => self.log_enabled = parse_bool(value.as_bytes())?,
             _ => {}
         }
         Ok(())
@@ -173,17 +145,13 @@ impl Config {
     }
 }
 
-/// The strict integer parser of §2.1, with the key's range.
-fn parse_int(value: &str, min: i64, max: i64) -> Result<i64, String> {
-    parse_i64_in(value.as_bytes(), min, max).ok_or_else(|| format!("value '{value}' is not an integer in {min}..{max}"))
-}
-
-/// `true`/`false` as upstream; `yes`/`no` also accepted (DESIGN.md).
-fn parse_bool(value: &str) -> Result<bool, String> {
+/// `use-io-uring` takes `true`/`false` as upstream, and `yes`/`no` as the
+/// design asks.
+fn parse_use_io_uring(value: &str) -> Result<bool, String> {
     match value {
-        "true" | "yes" => Ok(true),
-        "false" | "no" => Ok(false),
-        _ => Err(format!("value '{value}' is not a boolean (true or false)")),
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => parse_bool(value.as_bytes()),
     }
 }
 
@@ -199,7 +167,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        config.apply_text(text, "test.conf")?;
+        config.apply_text(text.as_bytes(), "test.conf")?;
         Ok(config)
     }
 
@@ -230,9 +198,11 @@ mod tests {
     fn bad_values_name_the_line_and_key() {
         let err = parse("verbose false\nport 70000\n").unwrap_err();
         assert_eq!(err.origin, "test.conf:2");
-        assert_eq!(err.key, "port");
+        assert_eq!(err.key.as_deref(), Some("port"));
         assert!(err.to_string().contains("1..65535"), "{err}");
-        for text in ["verbose True", "daemonize 1", "port 0", "port +", "bind localhost", "max-clients 0"] {
+        for text in
+            ["verbose True", "verbose yes", "daemonize 1", "port 0", "port +", "bind localhost", "max-clients 0"]
+        {
             assert!(parse(text).is_err(), "{text}");
         }
         assert_eq!(parse("port 5 5").unwrap().port, 5, "a third token is ignored");

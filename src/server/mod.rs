@@ -104,7 +104,7 @@ impl Args {
             if let Some(value) = value {
                 config.apply(key, value).map_err(|problem| ConfigError {
                     origin: "command line".into(),
-                    key: format!("--{key}"),
+                    key: Some(format!("--{key}")),
                     problem,
                 })?;
             }
