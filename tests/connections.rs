@@ -13,20 +13,6 @@ use common::*;
 use fkvs::client::{Client, Endpoint};
 use fkvs::protocol::{CommandId, Reply, Request};
 
-/// INFO text as a string.
-fn info(client: &mut Client) -> String {
-    match client.call(&Request::Info).unwrap() {
-        Reply::Typed(CommandId::Info, text) => String::from_utf8(text.to_vec()).unwrap(),
-        other => panic!("INFO reply {other:?}"),
-    }
-}
-
-/// The number after `label: ` in an INFO text.
-fn info_field(text: &str, label: &str) -> u64 {
-    let line = text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label} in {text}"));
-    line[label.len() + 2..].split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn concurrent_clients_see_one_consistent_store() {
     for backend in BACKENDS {

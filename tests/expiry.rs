@@ -8,10 +8,7 @@ use fkvs::client::Client;
 use fkvs::protocol::{CommandId, Reply, Request};
 
 fn keys_stored(client: &mut Client) -> u64 {
-    let Reply::Typed(CommandId::Info, text) = client.call(&Request::Info).unwrap() else { panic!() };
-    let text = String::from_utf8_lossy(text);
-    let line = text.lines().find(|l| l.starts_with("keys: ")).expect("keys line");
-    line[6..].trim().parse().unwrap()
+    info_field(&info(client), "keys")
 }
 
 #[test]

@@ -50,10 +50,7 @@ fn random_bytes_never_hurt_the_server() {
         assert!(server.is_running());
         assert_eq!(keeper.call(&Request::Get { key: b"sentinel" }).unwrap(), Reply::Value(b"kept"));
         // Every case really reached the server on its own connection.
-        let Reply::Typed(_, info) = keeper.call(&Request::Info).unwrap() else { panic!("INFO") };
-        let info = String::from_utf8_lossy(info).into_owned();
-        let line = info.lines().find(|l| l.starts_with("disconnected clients: ")).unwrap();
-        let disconnected: u32 = line[22..].trim().parse().unwrap();
+        let disconnected = info_field(&info(&mut keeper), "disconnected clients");
         assert!(disconnected >= 150, "only {disconnected} connections were served");
     }
 }

@@ -36,8 +36,9 @@ pub fn ping(payload: &[u8], out: &mut Vec<u8>) {
 
 /// The upstream text, trailing spaces and `#Stats` included (§2.10, Q15),
 /// byte for byte; "Memory Usage" reports the store's accounted bytes. A
-/// `# Keyspace` section follows the template (an extension: the template
-/// has no key count), so clients that read the template lines are unaffected.
+/// `# Keyspace` and an `# I/O` section follow the template (extensions: the
+/// template has no key count or backend counters), so clients that read the
+/// template lines are unaffected.
 pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
     let info = &engine.info;
     let stats = &engine.stats;
@@ -52,7 +53,9 @@ pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
          # Clients \nconnected clients: {connected} \ndisconnected clients: {disconnected} \n\n\
          #Stats \ncommands executed: {executed} \n\n\
          # Memory \nMemory Usage: {memory} bytes ({memory_kib} KiB)\nmem_allocator: {allocator} \n\n\
-         # Keyspace \nkeys: {keys} \nexpired keys reclaimed: {reclaimed} \n\n",
+         # Keyspace \nkeys: {keys} \nexpired keys reclaimed: {reclaimed} \n\n\
+         # I/O \nzero-copy sends: {zc_sends} \nzero-copy sends copied: {zc_copied} \n\
+         receive buffers exhausted: {exhausted} \n\n",
         pid = info.pid,
         port = info.port,
         config = info.config_file,
@@ -69,6 +72,9 @@ pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
         allocator = info.allocator,
         keys = engine.store.len(),
         reclaimed = stats.expired_keys_reclaimed,
+        zc_sends = stats.zc_sends,
+        zc_copied = stats.zc_copied,
+        exhausted = stats.recv_buffers_exhausted,
     );
     match written {
         Ok(()) => writer.finish(out, INFO_TEXT_BYTES_MAX),

@@ -198,6 +198,22 @@ impl Drop for Server {
     }
 }
 
+/// The INFO text.
+pub fn info(client: &mut Client) -> String {
+    match client.call(&fkvs::protocol::Request::Info).unwrap() {
+        fkvs::protocol::Reply::Typed(fkvs::protocol::CommandId::Info, text) => {
+            String::from_utf8(text.to_vec()).unwrap()
+        }
+        other => panic!("INFO reply {other:?}"),
+    }
+}
+
+/// The number after `label: ` in an INFO text.
+pub fn info_field(text: &str, label: &str) -> u64 {
+    let line = text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label} in {text}"));
+    line[label.len() + 2..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// Polls `condition` until it holds or the deadline passes.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PROMPT;
