@@ -5,7 +5,9 @@
 //! replies → [`io`] → bytes out. `protocol`, `store` and `commands` are pure
 //! (no I/O); the I/O backends know nothing of command semantics; the
 //! [`server`] room wires config, lifecycle and metrics around them.
+//! [`bench`] is the load generator behind `fkvs-benchmark`.
 
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod commands;
