@@ -38,17 +38,20 @@ impl Progress {
             return;
         }
         let done: u64 = workers.iter().map(|w| w.0.load(Ordering::Relaxed)).sum();
-        let total = self.total;
+        let (total, elapsed) = (self.total, self.started.elapsed());
         let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-            if let Ok(style) = ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {pos}/{len} requests ({per_sec}, eta {eta})",
-            ) {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10))
+                .with_elapsed(elapsed);
+            if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} requests {msg}")
+            {
                 bar.set_style(style);
             }
             bar
         });
+        // The average since the start: indicatif's own rate estimate would
+        // see the whole first second arrive at once.
         bar.set_position(done.min(total));
+        bar.set_message(format!("({:.0} req/s)", done as f64 / elapsed.as_secs_f64()));
     }
 
     pub fn finish(&mut self) {
