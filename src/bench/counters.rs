@@ -148,11 +148,16 @@ impl Counters {
 
     fn note_scope(&mut self, who: &str, scope: &Result<Scope, io::Error>, hw_error: Option<(Metric, io::Error)>) {
         match scope {
-            Err(err) => self.notices.push(format!(
-                "perf counters for the {who} unavailable ({}); using {} instead",
-                explain(err),
-                if who == "server" { "/proc schedstat" } else { "getrusage" }
-            )),
+            Err(err) => {
+                self.notices.push(format!(
+                    "perf counters for the {who} unavailable ({}); using {} instead",
+                    explain(err),
+                    if who == "server" { "/proc schedstat" } else { "getrusage" }
+                ));
+                // No scope, so no hardware counters either (no second notice).
+                self.hardware_unavailable
+                    .get_or_insert_with(|| format!("no perf counters for the {who}: {}", explain(err)));
+            }
             Ok(scope) if !scope.kernel_included => {
                 self.notices.push(format!("perf counters for the {who} count user space only (kernel not permitted)"))
             }
