@@ -89,7 +89,7 @@ use clap::Parser;
 use args::{Args, Config};
 use clock::Clock;
 use conn::Conn;
-use control::ControlError;
+use control::{Control, ControlError};
 use counters::{schedstat_cpu_ns, Counters, CpuTimes};
 use latency::LatencyRecorder;
 use progress::{Progress, WorkerProgress};
@@ -123,6 +123,8 @@ pub enum BenchError {
     Unreachable(ClientError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("setting up a connection: {0}")]
+    Connection(ClientError),
     #[error("cannot allocate a latency histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
     #[error("cannot start a worker thread: {0}")]
@@ -133,7 +135,7 @@ impl From<ClientError> for BenchError {
     fn from(err: ClientError) -> BenchError {
         match err {
             ClientError::Connect { .. } => BenchError::Unreachable(err),
-            other => BenchError::Control(ControlError::Client(other)),
+            other => BenchError::Connection(other),
         }
     }
 }
@@ -198,9 +200,9 @@ struct Measured {
 /// Runs one benchmark; notices go to stderr as they arise.
 pub fn run(config: &Config) -> Result<Report, BenchError> {
     let workload = Workload::new(config.workload.clone())?;
-    let mut control = control::connect(&config.endpoint, config.timeout)?;
-    let facts = control::server_facts(&mut control)?;
-    let preloaded = if config.preload { control::preload(&mut control, &workload)? } else { None };
+    let mut control = Control::connect(&config.endpoint, config.timeout)?;
+    let facts = control.server_facts()?;
+    let preloaded = if config.preload { control.preload(&workload)? } else { None };
     let mut notices = Vec::new();
     let (server_pid, pid_source) = server_pid(config, facts.pid, &mut notices);
 
@@ -212,7 +214,7 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
     }
 
     let measured = measure(config, conns, &mut counters, server_pid)?;
-    let keys_after = control::server_facts(&mut control).ok().and_then(|facts| facts.keys);
+    let keys_after = control.server_facts().ok().and_then(|facts| facts.keys);
 
     let mut latency = LatencyRecorder::new()?;
     let mut send_lag = if config.rate.is_some() { Some(LatencyRecorder::new()?) } else { None };
