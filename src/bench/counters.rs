@@ -15,8 +15,9 @@
 //!   one notice line and the run carries on with software counters.
 //! * **`/proc/PID/task/*/schedstat`** (first field: ns on CPU), summed over
 //!   the server's threads: cheap, needs no permission, the cross-check.
-//! * **`getrusage(RUSAGE_SELF)`**: the benchmark's own user and system time,
-//!   all threads.
+//! * **the process CPU clock** and **`getrusage(RUSAGE_SELF)`**: the
+//!   benchmark's own CPU time (exact total) and its user/system split, all
+//!   threads.
 //!
 //! Counters are enabled just before the start gate opens and disabled once
 //! the last worker is done, so set-up and preload are not counted.
@@ -152,7 +153,7 @@ impl Counters {
                 self.notices.push(format!(
                     "perf counters for the {who} unavailable ({}); using {} instead",
                     explain(err),
-                    if who == "server" { "/proc schedstat" } else { "getrusage" }
+                    if who == "server" { "/proc schedstat" } else { "the process CPU clock" }
                 ));
                 // No scope, so no hardware counters either (no second notice).
                 self.hardware_unavailable
@@ -341,34 +342,48 @@ pub fn schedstat_cpu_ns(pid: u32) -> Option<u64> {
     any.then_some(total)
 }
 
-/// User and system CPU time of this process, all threads.
+/// CPU time of this process, all threads: the total from the process CPU
+/// clock (`CLOCK_PROCESS_CPUTIME_ID`, the scheduler's runtime), and the
+/// user/system split from `getrusage` (tick-sampled, scaled to that total).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CpuTimes {
     pub user_ns: u64,
     pub system_ns: u64,
+    pub process_ns: u64,
 }
 
 impl CpuTimes {
     pub fn now() -> CpuTimes {
+        let mut times = CpuTimes::default();
         // SAFETY: `getrusage` fills the zeroed struct we own.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: as above; RUSAGE_SELF is always valid.
-        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-            return CpuTimes::default();
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
+            times.user_ns = ns(usage.ru_utime);
+            times.system_ns = ns(usage.ru_stime);
         }
-        let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
-        CpuTimes { user_ns: ns(usage.ru_utime), system_ns: ns(usage.ru_stime) }
+        let mut clock = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `clock_gettime` writes the timespec we own.
+        times.process_ns = if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut clock) } == 0 {
+            clock.tv_sec as u64 * 1_000_000_000 + clock.tv_nsec as u64
+        } else {
+            times.user_ns + times.system_ns
+        };
+        times
     }
 
     pub fn since(self, earlier: CpuTimes) -> CpuTimes {
         CpuTimes {
             user_ns: self.user_ns.saturating_sub(earlier.user_ns),
             system_ns: self.system_ns.saturating_sub(earlier.system_ns),
+            process_ns: self.process_ns.saturating_sub(earlier.process_ns),
         }
     }
 
+    /// The exact total.
     pub fn total_ns(self) -> u64 {
-        self.user_ns + self.system_ns
+        self.process_ns
     }
 }
 

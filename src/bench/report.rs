@@ -127,9 +127,12 @@ pub struct CounterValue {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientReport {
+    /// The process CPU clock over the timed section, all threads.
+    pub cpu_s: f64,
+    /// getrusage's user/system split (tick-sampled).
     pub cpu_user_s: f64,
     pub cpu_system_s: f64,
-    /// getrusage user + system over completed requests.
+    /// `cpu_s` over completed requests.
     pub cpu_ns_per_request: Option<f64>,
     /// perf-event counters by key (see [`Metric::key`]); empty without perf.
     pub counters: BTreeMap<&'static str, CounterValue>,
@@ -234,7 +237,8 @@ impl Report {
         out.push('\n');
         let value = if c.workload == "ping" { "payload" } else { "value" };
         let _ = writeln!(out, "  {:<12}: {}, {}, {} {} B", "Workload", c.workload, c.keys, value, c.value_bytes);
-        let _ = writeln!(out, "  {:<12}: {} on {} ({} threads)", "Target", c.clients_text(), c.endpoint, c.threads);
+        let threads = if c.threads == 1 { "1 thread".to_string() } else { format!("{} threads", c.threads) };
+        let _ = writeln!(out, "  {:<12}: {} connections on {} ({threads})", "Target", c.clients, c.endpoint);
         let _ = writeln!(
             out,
             "  {:<12}: {} completed ({} were FAIL replies), {} failed",
@@ -253,9 +257,9 @@ impl Report {
         let client = &self.client;
         let _ = writeln!(
             out,
-            "  {:<12}: {} (user {:.3} s, sys {:.3} s, getrusage)",
+            "  {:<12}: {} (all threads; getrusage: user {:.3} s, sys {:.3} s)",
             "Client CPU",
-            cpu_text(client.cpu_user_s + client.cpu_system_s, client.cpu_ns_per_request),
+            cpu_text(client.cpu_s, client.cpu_ns_per_request),
             client.cpu_user_s,
             client.cpu_system_s
         );
@@ -304,12 +308,6 @@ impl Report {
     }
 }
 
-impl ConfigReport {
-    fn clients_text(&self) -> String {
-        format!("{} connections", self.clients)
-    }
-}
-
 fn cpu_text(seconds: f64, per_request_ns: Option<f64>) -> String {
     match per_request_ns {
         Some(ns) => format!("{seconds:.3} s = {ns:.1} ns/req"),
@@ -351,6 +349,7 @@ mod tests {
             },
             preload: None,
             client: ClientReport {
+                cpu_s: 0.3,
                 cpu_user_s: 0.1,
                 cpu_system_s: 0.2,
                 cpu_ns_per_request: Some(1500.0),
