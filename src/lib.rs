@@ -5,8 +5,10 @@
 //! replies → [`io`] → bytes out. `protocol`, `store` and `commands` are pure
 //! (no I/O); the I/O backends know nothing of command semantics; the
 //! [`server`] room wires config, lifecycle and metrics around them; [`cli`]
-//! is the `fkvs-cli` program on top of [`client`].
+//! is the `fkvs-cli` program on top of [`client`], and [`bench`] the load
+//! generator behind `fkvs-benchmark`.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -6,6 +6,8 @@
 //! [`Client::flush`], so queuing N requests and flushing is one syscall.
 //! Replies are decoded in place and lent to the caller until the next read.
 
+pub mod nonblocking;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
