@@ -44,7 +44,7 @@ stop_server() {
   wait "$server_pid"
 }
 
-bench() { "$bin/fkvs-benchmark" -q "$@" >/dev/null; }
+bench() { "$bin/fkvs-benchmark" -q --no-counters "$@" >/dev/null; }
 cli() { "$bin/fkvs-cli" -p "$port" "$@" >/dev/null; }
 
 for backend in epoll io_uring; do
@@ -75,5 +75,5 @@ done
 
 echo "training: unix socket"
 start_server --unixsocket "$work/fkvs.sock"
-"$bin/fkvs-benchmark" -q -u --socket "$work/fkvs.sock" -c 10 -n "$requests" -P 16 -t set >/dev/null
+"$bin/fkvs-benchmark" -q --no-counters --socket "$work/fkvs.sock" -c 10 -n "$requests" -P 16 -t set >/dev/null
 stop_server

@@ -17,4 +17,12 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "cargo test"
-cargo test --quiet
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --quiet 2>&1 | tee "$results"
+
+step "tuned-build smoke check (scripts/pgo-build.sh --check)"
+scripts/pgo-build.sh --check
+
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$results"
