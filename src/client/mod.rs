@@ -54,12 +54,36 @@ pub enum ClientError {
     TooLarge(#[from] RequestTooLarge),
 }
 
+/// A connected socket of either kind.
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Stream {
+    /// Connects (blocking) to the first address of `endpoint` that answers;
+    /// TCP connections get `TCP_NODELAY`.
+    fn connect(endpoint: &Endpoint) -> Result<Stream, ClientError> {
+        let connect_error = |source| ClientError::Connect { endpoint: endpoint.clone(), source };
+        match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let addresses = (host.as_str(), *port).to_socket_addrs().map_err(connect_error)?;
+                let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address for host");
+                for address in addresses {
+                    match TcpStream::connect(address) {
+                        Ok(stream) => {
+                            stream.set_nodelay(true)?;
+                            return Ok(Stream::Tcp(stream));
+                        }
+                        Err(err) => last_error = err,
+                    }
+                }
+                Err(connect_error(last_error))
+            }
+            Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).map_err(connect_error)?)),
+        }
+    }
+
     fn as_read(&mut self) -> &mut dyn Read {
         match self {
             Stream::Tcp(stream) => stream,
@@ -88,27 +112,7 @@ pub struct Client {
 
 impl Client {
     pub fn connect(endpoint: &Endpoint) -> Result<Client, ClientError> {
-        let connect_error = |source| ClientError::Connect { endpoint: endpoint.clone(), source };
-        let stream = match endpoint {
-            Endpoint::Tcp { host, port } => {
-                let addresses = (host.as_str(), *port).to_socket_addrs().map_err(connect_error)?;
-                let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address for host");
-                let mut connected = None;
-                for address in addresses {
-                    match TcpStream::connect(address) {
-                        Ok(stream) => {
-                            connected = Some(stream);
-                            break;
-                        }
-                        Err(err) => last_error = err,
-                    }
-                }
-                let stream = connected.ok_or_else(|| connect_error(last_error))?;
-                stream.set_nodelay(true)?;
-                Stream::Tcp(stream)
-            }
-            Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
-        };
+        let stream = Stream::connect(endpoint)?;
         Ok(Client {
             stream,
             send_buffer: Vec::with_capacity(4096),

@@ -9,73 +9,47 @@
 //! moves bytes.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 
-use super::{ClientError, Endpoint};
+use super::{ClientError, Endpoint, Stream};
 
-#[derive(Debug)]
-pub enum NonBlockingStream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
+pub struct NonBlockingStream(Stream);
 
 impl NonBlockingStream {
-    /// Connects (blocking), then sets `TCP_NODELAY` and non-blocking mode.
+    /// Connects (blocking), then switches the socket to non-blocking mode.
     pub fn connect(endpoint: &Endpoint) -> Result<NonBlockingStream, ClientError> {
-        let connect_error = |source| ClientError::Connect { endpoint: endpoint.clone(), source };
-        let stream = match endpoint {
-            Endpoint::Tcp { host, port } => {
-                let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address for host");
-                let mut connected = None;
-                for address in (host.as_str(), *port).to_socket_addrs().map_err(connect_error)? {
-                    match TcpStream::connect(address) {
-                        Ok(stream) => {
-                            connected = Some(stream);
-                            break;
-                        }
-                        Err(err) => last_error = err,
-                    }
-                }
-                let stream = connected.ok_or_else(|| connect_error(last_error))?;
-                stream.set_nodelay(true)?;
-                stream.set_nonblocking(true)?;
-                NonBlockingStream::Tcp(stream)
-            }
-            Endpoint::Unix(path) => {
-                let stream = UnixStream::connect(path).map_err(connect_error)?;
-                stream.set_nonblocking(true)?;
-                NonBlockingStream::Unix(stream)
-            }
-        };
-        Ok(stream)
+        let stream = Stream::connect(endpoint)?;
+        match &stream {
+            Stream::Tcp(socket) => socket.set_nonblocking(true)?,
+            Stream::Unix(socket) => socket.set_nonblocking(true)?,
+        }
+        Ok(NonBlockingStream(stream))
     }
 
     /// One `read(2)`; `WouldBlock` when nothing is waiting, `Ok(0)` at EOF.
     #[inline]
     pub fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        match self {
-            NonBlockingStream::Tcp(stream) => (&*stream).read(buffer),
-            NonBlockingStream::Unix(stream) => (&*stream).read(buffer),
+        match &self.0 {
+            Stream::Tcp(stream) => (&*stream).read(buffer),
+            Stream::Unix(stream) => (&*stream).read(buffer),
         }
     }
 
     /// One `write(2)`; may write a prefix, or fail with `WouldBlock`.
     #[inline]
     pub fn write(&self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            NonBlockingStream::Tcp(stream) => (&*stream).write(bytes),
-            NonBlockingStream::Unix(stream) => (&*stream).write(bytes),
+        match &self.0 {
+            Stream::Tcp(stream) => (&*stream).write(bytes),
+            Stream::Unix(stream) => (&*stream).write(bytes),
         }
     }
 }
 
 impl AsRawFd for NonBlockingStream {
     fn as_raw_fd(&self) -> RawFd {
-        match self {
-            NonBlockingStream::Tcp(stream) => stream.as_raw_fd(),
-            NonBlockingStream::Unix(stream) => stream.as_raw_fd(),
+        match &self.0 {
+            Stream::Tcp(stream) => stream.as_raw_fd(),
+            Stream::Unix(stream) => stream.as_raw_fd(),
         }
     }
 }
