@@ -90,16 +90,20 @@ cp "$instrumented_dir"/fkvs-server "$instrumented_dir"/fkvs-cli "$instrumented_d
 variants="release pgo"
 if [ "$bolt" = yes ]; then
   step "BOLT: instrumented build, training, optimised build"
-  cargo pgo bolt build --with-pgo --profiles-dir "$profiles" -- --bin fkvs-server
-  bolt_dir=$root/target/$triple/release
-  export LLVM_PROFILE_FILE=$profiles/bolt-%m-%p.profraw
-  pgo/train.sh "$bolt_dir" --quick
-  unset LLVM_PROFILE_FILE
-  cargo pgo bolt optimize --with-pgo --profiles-dir "$profiles" -- --bin fkvs-server 2>&1 | tee "$root/target/bolt-optimize.log"
+  # cargo pgo's BOLT steps read PGO profiles from its default directory.
+  rm -rf target/pgo-profiles && ln -s "$profiles" target/pgo-profiles
+  cargo pgo bolt build --with-pgo -- --bin fkvs-server
+  # Train the BOLT-instrumented server with the PGO client tools.
+  bolt_train=$root/target/bolt-train
+  mkdir -p "$bolt_train"
+  ln -sf "$instrumented_dir/fkvs-server-bolt-instrumented" "$bolt_train/fkvs-server"
+  ln -sf "$root/target/pgo/fkvs-cli" "$bolt_train/fkvs-cli"
+  ln -sf "$root/target/pgo/fkvs-benchmark" "$bolt_train/fkvs-benchmark"
+  pgo/train.sh "$bolt_train" --quick
+  cargo pgo bolt optimize --with-pgo -- --bin fkvs-server 2>&1 | tee "$root/target/bolt-optimize.log"
   check_profile_use "$root/target/bolt-optimize.log"
   mkdir -p target/pgo-bolt
-  cp "$bolt_dir"/fkvs-server-bolt-optimized target/pgo-bolt/fkvs-server 2>/dev/null \
-    || cp "$bolt_dir"/fkvs-server target/pgo-bolt/fkvs-server
+  cp "$instrumented_dir/fkvs-server-bolt-optimized" target/pgo-bolt/fkvs-server
   variants="$variants pgo-bolt"
 fi
 
