@@ -22,9 +22,14 @@ const UNIT_BYTES: usize = 8;
 
 const PAGE_UNITS_SHIFT: u32 = 15;
 
-/// Bytes of one arena page: 256 KiB less a little, so that the allocator's
-/// own header does not spill a whole extra OS page.
-pub(super) const PAGE_BYTES: usize = (1 << PAGE_UNITS_SHIFT) * UNIT_BYTES - 64;
+/// Bytes of one arena page: exactly what an [`EntryRef`]'s 15-bit unit
+/// offset spans, so that every offset is provably inside its page and the
+/// compiler drops the bounds checks on the hot path. (The allocator's header
+/// then spills into one more OS page per arena page: 1.6% more resident
+/// arena, bought back many times in instructions per lookup.)
+pub(super) const PAGE_BYTES: usize = (1 << PAGE_UNITS_SHIFT) * UNIT_BYTES;
+
+type Page = Box<[u8; PAGE_BYTES]>;
 
 /// Pages an [`EntryRef`] can name: 2^17 pages of 256 KiB, 32 GiB.
 const PAGE_COUNT_MAX: usize = 1 << (32 - PAGE_UNITS_SHIFT);
@@ -87,7 +92,7 @@ const CLASS_STATE_FRESH: ClassState =
     ClassState { free_head: FREE_LIST_END, carve_page: 0, carve_unit: 0, carve_unit_end: 0 };
 
 pub(super) struct Arena {
-    pages: Vec<Box<[u8]>>,
+    pages: Vec<Page>,
     classes: [ClassState; CLASS_COUNT],
 }
 
@@ -98,7 +103,7 @@ impl Arena {
 
     /// Bytes taken from the global allocator: pages and the page list.
     pub(super) fn held_bytes(&self) -> usize {
-        self.pages.len() * PAGE_BYTES + self.pages.capacity() * std::mem::size_of::<Box<[u8]>>()
+        self.pages.len() * PAGE_BYTES + self.pages.capacity() * std::mem::size_of::<Page>()
     }
 
     /// The bytes from the start of block `entry` to the end of its page;
@@ -163,7 +168,11 @@ impl Arena {
     fn start_page(&mut self, class: Class) {
         assert!(self.pages.len() < PAGE_COUNT_MAX, "the store's arena is full (32 GiB)");
         let page = self.pages.len() as u32;
-        self.pages.push(vec![0u8; PAGE_BYTES].into_boxed_slice());
+        // Through a Vec so the zeroed page never sits on the stack.
+        let Ok(zeroed) = Page::try_from(vec![0u8; PAGE_BYTES].into_boxed_slice()) else {
+            unreachable!("a {PAGE_BYTES}-byte slice converts to a {PAGE_BYTES}-byte array");
+        };
+        self.pages.push(zeroed);
         let state = &mut self.classes[usize::from(class)];
         state.carve_page = page;
         state.carve_unit = 0;
@@ -243,6 +252,6 @@ mod tests {
         let second = arena.allocate(class);
         assert_eq!(split(first).0, 0);
         assert_eq!(split(second).0, 1);
-        assert_eq!(arena.held_bytes(), 2 * PAGE_BYTES + arena.pages.capacity() * 16);
+        assert_eq!(arena.held_bytes(), 2 * PAGE_BYTES + arena.pages.capacity() * 8);
     }
 }

@@ -12,6 +12,8 @@
 //! integer-tagged value reserves room for the longest i64 text (20 bytes),
 //! so INCR and friends always rewrite in place ("9" → "10" included).
 
+use std::ptr::NonNull;
+
 use super::arena::{class_bytes, Class, BLOCK_BYTES_MAX};
 use super::Millis;
 
@@ -67,7 +69,7 @@ pub(super) fn write(
 pub(super) fn rewrite_value(block: &mut [u8], value: &[u8], is_integer: bool, deadline: Option<Millis>) {
     block[1] = if is_integer { FLAG_INTEGER } else { 0 };
     block[4..6].copy_from_slice(&(value.len() as u16).to_le_bytes());
-    let value_at = HEADER_BYTES + EntryView::new(block).key_len();
+    let value_at = HEADER_BYTES + EntryView::new(block).key_len;
     block[value_at..value_at + value.len()].copy_from_slice(value);
     write_deadline(block, deadline);
 }
@@ -76,7 +78,7 @@ pub(super) fn rewrite_value(block: &mut [u8], value: &[u8], is_integer: bool, de
 #[inline]
 pub(super) fn write_deadline(block: &mut [u8], deadline: Option<Millis>) {
     let entry = EntryView::new(block);
-    let deadline_at = HEADER_BYTES + entry.key_len() + entry.value_len();
+    let deadline_at = HEADER_BYTES + entry.key_len + entry.value_len;
     match deadline {
         Some(deadline) => {
             block[1] |= FLAG_DEADLINE;
@@ -92,58 +94,68 @@ pub(super) fn set_class(block: &mut [u8], class: Class) {
     block[0] = class;
 }
 
-/// A read-only view of an entry at the start of `bytes`.
+/// A read-only view of an entry at the start of `bytes`, its header
+/// decoded once (one bounds check for the header, one per field read).
 #[derive(Clone, Copy)]
 pub(super) struct EntryView<'a> {
-    bytes: &'a [u8],
+    /// Key, value and deadline: everything after the header.
+    body: &'a [u8],
+    class: Class,
+    flags: u8,
+    key_len: usize,
+    value_len: usize,
 }
 
 impl<'a> EntryView<'a> {
     #[inline]
     pub(super) fn new(bytes: &'a [u8]) -> EntryView<'a> {
-        EntryView { bytes }
+        let Some((&[class, flags, key_low, key_high, value_low, value_high], body)) =
+            bytes.split_first_chunk::<HEADER_BYTES>()
+        else {
+            unreachable!("an arena block is at least 8 bytes");
+        };
+        EntryView {
+            body,
+            class,
+            flags,
+            key_len: usize::from(u16::from_le_bytes([key_low, key_high])),
+            value_len: usize::from(u16::from_le_bytes([value_low, value_high])),
+        }
     }
 
     #[inline]
     pub(super) fn class(self) -> Class {
-        self.bytes[0]
+        self.class
     }
 
     #[inline]
     pub(super) fn is_integer(self) -> bool {
-        self.bytes[1] & FLAG_INTEGER != 0
-    }
-
-    #[inline]
-    fn key_len(self) -> usize {
-        usize::from(u16::from_le_bytes([self.bytes[2], self.bytes[3]]))
-    }
-
-    #[inline]
-    fn value_len(self) -> usize {
-        usize::from(u16::from_le_bytes([self.bytes[4], self.bytes[5]]))
+        self.flags & FLAG_INTEGER != 0
     }
 
     #[inline]
     pub(super) fn key(self) -> &'a [u8] {
-        &self.bytes[HEADER_BYTES..HEADER_BYTES + self.key_len()]
+        &self.body[..self.key_len]
     }
 
     #[inline]
     pub(super) fn value(self) -> &'a [u8] {
-        let value_at = HEADER_BYTES + self.key_len();
-        &self.bytes[value_at..value_at + self.value_len()]
+        &self.body[self.key_len..self.key_len + self.value_len]
     }
 
     #[inline]
     pub(super) fn deadline(self) -> Option<Millis> {
-        if self.bytes[1] & FLAG_DEADLINE == 0 {
+        if self.flags & FLAG_DEADLINE == 0 {
             return None;
         }
-        let deadline_at = HEADER_BYTES + self.key_len() + self.value_len();
-        let mut deadline = [0u8; DEADLINE_BYTES];
-        deadline.copy_from_slice(&self.bytes[deadline_at..deadline_at + DEADLINE_BYTES]);
-        Some(Millis::from_le_bytes(deadline))
+        let deadline = self.body[self.key_len + self.value_len..].first_chunk::<DEADLINE_BYTES>()?;
+        Some(Millis::from_le_bytes(*deadline))
+    }
+
+    /// The entry as the commands see it.
+    #[inline]
+    pub(super) fn to_entry(self) -> super::Entry<'a> {
+        super::Entry { value: self.value(), is_integer: self.is_integer(), deadline: self.deadline() }
     }
 
     #[inline]
@@ -155,7 +167,61 @@ impl<'a> EntryView<'a> {
     /// is written again after it).
     #[inline]
     pub(super) fn content_bytes(self) -> usize {
-        HEADER_BYTES + self.key_len() + self.value_len()
+        HEADER_BYTES + self.key_len + self.value_len
+    }
+
+    /// The same view without its borrow, to carry across code that needs
+    /// `&mut` of the store on a path that does not use the view (see
+    /// [`DetachedEntry::attach`]).
+    #[inline]
+    pub(super) fn detach(self) -> DetachedEntry {
+        DetachedEntry {
+            body: NonNull::from(self.body).cast(),
+            body_len: self.body.len(),
+            class: self.class,
+            flags: self.flags,
+            key_len: self.key_len,
+            value_len: self.value_len,
+        }
+    }
+}
+
+/// An [`EntryView`] with its lifetime erased.
+///
+/// A GET finds the entry with a shared borrow of the arena, then either
+/// returns a view of it or, if it expired, deletes it, which needs `&mut`.
+/// The borrow checker (NLL) rejects a borrow that is returned on one path
+/// while `&mut` is taken on another, even though the paths are disjoint;
+/// deriving the view again costs a tenth of a GET's instructions. Detaching
+/// and re-attaching is the narrow way around that.
+#[derive(Clone, Copy)]
+pub(super) struct DetachedEntry {
+    body: NonNull<u8>,
+    body_len: usize,
+    class: Class,
+    flags: u8,
+    key_len: usize,
+    value_len: usize,
+}
+
+impl DetachedEntry {
+    /// # Safety
+    /// The arena this entry was detached from must be alive and unmodified
+    /// since [`EntryView::detach`], and must stay so while the returned view
+    /// (of caller-chosen lifetime `'a`) is used: tie `'a` to a borrow of the
+    /// arena (or of the store owning it).
+    #[inline]
+    pub(super) unsafe fn attach<'a>(self) -> EntryView<'a> {
+        EntryView {
+            // SAFETY: `body` and `body_len` come from a `&[u8]` into arena
+            // memory that, per this function's contract, is still alive and
+            // unmodified, and no `&mut` to it exists while `'a` lasts.
+            body: unsafe { std::slice::from_raw_parts(self.body.as_ptr(), self.body_len) },
+            class: self.class,
+            flags: self.flags,
+            key_len: self.key_len,
+            value_len: self.value_len,
+        }
     }
 }
 

@@ -49,12 +49,18 @@ impl KeyHasher {
     pub(super) fn hash(&self, key: &[u8]) -> u32 {
         match self {
             KeyHasher::Crc32c => crc32c(key),
-            KeyHasher::Keyed { state, .. } => {
-                let hash = state.hash_one(key);
-                (hash ^ (hash >> 32)) as u32
-            }
+            KeyHasher::Keyed { state, .. } => keyed_hash(state, key),
         }
     }
+}
+
+/// Out of line and marked cold so that the SipHash rounds do not sit in
+/// every inlined lookup (only a flooded store takes this path).
+#[cold]
+#[inline(never)]
+fn keyed_hash(state: &RandomState, key: &[u8]) -> u32 {
+    let hash = state.hash_one(key);
+    (hash ^ (hash >> 32)) as u32
 }
 
 /// CRC32C (Castagnoli) of `bytes`, as the `crc32c` crate and RFC 3720 define

@@ -53,14 +53,14 @@
 //! store rehashes, incrementally like a growth (even while a growth is
 //! draining: up to [`DRAINS_MAX`] tables drain at once), into a table keyed
 //! with SipHash-1-3 under a random key ([`hash::KeyHasher::Keyed`]). From
-//! then on the table stays keyed, at about 10 ns more per hash. Random keys
-//! at 7/8 load pass 20 groups about once per 20 million insertions, each
-//! further group halving that, so 40 is out of their reach; and a false
-//! alarm costs only the slower hash. Flooded keys all follow one probe path,
-//! so the attacker needs 480 of them to trip the bound; until the keyed
-//! table has drained the flooded one ([`MIGRATE_GROUPS_PER_WRITE_FLOODED`]
-//! per write), a lookup on that path costs at most about 40 groups and 500
-//! key comparisons.
+//! then on the table stays keyed, at about 10 ns more per hash. Filling 2^21
+//! groups to 7/8 with random keys (simulated) the longest probe passed 19
+//! groups, each further group about half as likely, so 40 is out of their
+//! reach; and a false alarm costs only the slower hash. Flooded keys all
+//! follow one probe path, so the attacker needs 480 of them to trip the
+//! bound; until the keyed table has drained the flooded one
+//! ([`MIGRATE_GROUPS_PER_WRITE_FLOODED`] per write), a lookup on that path
+//! costs at most about 40 groups and 500 key comparisons.
 //!
 //! # Expiry
 //! The deadline lives in the entry, and each group keeps a bit per slot
@@ -85,7 +85,7 @@ use entry::EntryView;
 use group::SLOTS_PER_GROUP;
 use group_memory::{RetiredMemory, RETIRED_BYTES_PER_STEP};
 use hash::KeyHasher;
-use table::{SlotAt, Table};
+use table::{Hit, SlotAt, Table};
 
 /// Monotonic time in milliseconds, as the server's clock reports it.
 pub type Millis = u64;
@@ -132,15 +132,37 @@ pub const DRAINS_MAX: usize = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
     Current,
-    Draining(usize),
+    Draining(u8),
 }
 
-/// A key found in the index: where, and its hash in that table.
+/// A key found in the index: which table, where, its hash in that table,
+/// its block, and whether it has a deadline. Sixteen bytes, so that it comes
+/// back from a call in registers: a larger result goes through memory, and
+/// the copies showed up as a tenth of a GET's instructions.
 #[derive(Clone, Copy)]
 struct Found {
-    side: Side,
-    at: SlotAt,
+    group: u32,
     hash: u32,
+    entry: EntryRef,
+    slot: u8,
+    side: Side,
+    has_deadline: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Option<Found>>() == 16);
+
+impl Found {
+    fn new(side: Side, hash: u32, at: SlotAt, entry: EntryRef, has_deadline: bool) -> Found {
+        Found { group: at.group as u32, hash, entry, slot: at.slot as u8, side, has_deadline }
+    }
+
+    fn from_hit(side: Side, hash: u32, hit: Hit) -> Found {
+        Found::new(side, hash, hit.at, hit.entry, hit.has_deadline)
+    }
+
+    fn at(self) -> SlotAt {
+        SlotAt { group: self.group as usize, slot: usize::from(self.slot) }
+    }
 }
 
 /// The table being emptied into the current one, group by group.
@@ -222,9 +244,33 @@ impl Store {
     /// The live entry for `key`; an expired entry is deleted first (lazy
     /// expiry) and reported missing.
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Entry<'_>> {
-        let found = self.find_live(key, now)?;
-        let entry = self.view(found);
-        Some(Entry { value: entry.value(), is_integer: entry.is_integer(), deadline: entry.deadline() })
+        let hash = self.table.hash(key);
+        let Some(hit) = self.table.find(hash, key, &self.arena) else {
+            return if self.draining.is_empty() { None } else { self.get_from_drains(hash, key, now) };
+        };
+        // SAFETY: `hit.view` was detached by the lookup just above from
+        // `self.arena`, which nothing has modified since. The view is used
+        // for the expiry test (before any mutation) and is returned with the
+        // lifetime of this `&mut self` borrow, during which the arena cannot
+        // change; on the expired path it is dead before `remove` runs.
+        let entry = unsafe { hit.view.attach() };
+        if hit.has_deadline && entry.is_expired(now) {
+            self.remove_expired(Found::from_hit(Side::Current, hash, hit));
+            return None;
+        }
+        Some(entry.to_entry())
+    }
+
+    /// [`Store::get`] for a key not in the current table, while tables
+    /// drain: out of line, so it does not weigh on the common path.
+    #[inline(never)]
+    fn get_from_drains(&mut self, hash: u32, key: &[u8], now: Millis) -> Option<Entry<'_>> {
+        let found = self.find_in_drains(hash, key)?;
+        if found.has_deadline && self.entry(found.entry).is_expired(now) {
+            self.remove_expired(found);
+            return None;
+        }
+        Some(self.entry(found.entry).to_entry())
     }
 
     /// Stores `value` under `key`, replacing any value and deadline. Does not
@@ -261,8 +307,8 @@ impl Store {
         let Some(found) = self.find_live(key, now) else {
             return false;
         };
-        let entry_ref = self.table_of(found.side).entry_ref(found.at);
-        let entry = self.view(found);
+        let entry_ref = found.entry;
+        let entry = self.entry(entry_ref);
         let (class, content_bytes) = (entry.class(), entry.content_bytes());
         let bytes_needed =
             entry::bytes_needed(entry.key().len(), entry.value().len(), entry.is_integer(), deadline.is_some());
@@ -278,7 +324,7 @@ impl Store {
         };
         let class = EntryView::new(self.arena.bytes_from(entry_ref)).class();
         entry::write_deadline(self.arena.block_mut(entry_ref, class), deadline);
-        self.table_mut(found.side).replace(found.at, entry_ref, deadline.is_some());
+        self.table_mut(found.side).replace(found.at(), entry_ref, deadline.is_some());
         true
     }
 
@@ -293,7 +339,7 @@ impl Store {
                     let entry = EntryView::new(self.arena.bytes_from(table.entry_ref(at)));
                     if entry.is_expired(now) {
                         let hash = table.hash(entry.key());
-                        self.remove(Found { side, at, hash });
+                        self.remove(Found::new(side, hash, at, table.entry_ref(at), true));
                     } else if visit(entry.key()).is_break() {
                         return;
                     }
@@ -328,10 +374,11 @@ impl Store {
             let candidates = self.table.groups()[group].deadline_mask & window;
             for slot in group::SlotMask(candidates) {
                 let at = SlotAt { group, slot };
-                let entry = EntryView::new(self.arena.bytes_from(self.table.entry_ref(at)));
+                let entry_ref = self.table.entry_ref(at);
+                let entry = EntryView::new(self.arena.bytes_from(entry_ref));
                 if entry.is_expired(now) {
                     let hash = self.table.hash(entry.key());
-                    self.remove(Found { side: Side::Current, at, hash });
+                    self.remove(Found::new(Side::Current, hash, at, entry_ref, true));
                     reclaimed += 1;
                 }
             }
@@ -344,14 +391,14 @@ impl Store {
 
     /// Every table holding keys: draining ones, then the current one.
     fn sides(&self) -> impl Iterator<Item = Side> {
-        (0..self.draining.len()).map(Side::Draining).chain([Side::Current])
+        (0..self.draining.len() as u8).map(Side::Draining).chain([Side::Current])
     }
 
     #[inline]
     fn table_of(&self, side: Side) -> &Table {
         match side {
             Side::Current => &self.table,
-            Side::Draining(index) => &self.draining[index].table,
+            Side::Draining(index) => &self.draining[usize::from(index)].table,
         }
     }
 
@@ -359,64 +406,80 @@ impl Store {
     fn table_mut(&mut self, side: Side) -> &mut Table {
         match side {
             Side::Current => &mut self.table,
-            Side::Draining(index) => &mut self.draining[index].table,
+            Side::Draining(index) => &mut self.draining[usize::from(index)].table,
         }
     }
 
     #[inline]
-    fn view(&self, found: Found) -> EntryView<'_> {
-        EntryView::new(self.arena.bytes_from(self.table_of(found.side).entry_ref(found.at)))
+    fn entry(&self, entry: EntryRef) -> EntryView<'_> {
+        EntryView::new(self.arena.bytes_from(entry))
     }
 
     /// Where `key` is, or its hash in the current table if it is nowhere.
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &[u8]) -> Result<Found, u32> {
         let hash = self.table.hash(key);
-        if let Some(at) = self.table.find(hash, key, &self.arena) {
-            return Ok(Found { side: Side::Current, at, hash });
+        if let Some(hit) = self.table.find(hash, key, &self.arena) {
+            return Ok(Found::from_hit(Side::Current, hash, hit));
         }
+        if self.draining.is_empty() {
+            return Err(hash);
+        }
+        self.find_in_drains(hash, key).ok_or(hash)
+    }
+
+    /// The draining tables' part of [`Store::find`], out of line: it runs
+    /// only while a growth is under way, and would crowd the hot path.
+    #[inline(never)]
+    fn find_in_drains(&self, hash: u32, key: &[u8]) -> Option<Found> {
         for (index, drain) in self.draining.iter().enumerate() {
             let drain_hash =
                 if drain.table.hasher.same_function(&self.table.hasher) { hash } else { drain.table.hash(key) };
-            if let Some(at) = drain.table.find(drain_hash, key, &self.arena) {
-                return Ok(Found { side: Side::Draining(index), at, hash: drain_hash });
+            if let Some(hit) = drain.table.find(drain_hash, key, &self.arena) {
+                return Some(Found::from_hit(Side::Draining(index as u8), drain_hash, hit));
             }
         }
-        Err(hash)
+        None
     }
 
     /// Where live `key` is; an expired one is removed on the way.
-    #[inline]
+    #[inline(always)]
     fn find_live(&mut self, key: &[u8], now: Millis) -> Option<Found> {
         let found = self.find(key).ok()?;
-        if self.view(found).is_expired(now) {
-            self.remove(found);
+        if found.has_deadline && self.entry(found.entry).is_expired(now) {
+            self.remove_expired(found);
             return None;
         }
         Some(found)
     }
 
+    /// Lazy expiry's deletion: cold, so its setup stays off the hit path.
+    #[cold]
+    #[inline(never)]
+    fn remove_expired(&mut self, found: Found) {
+        self.remove(found);
+    }
+
     fn remove(&mut self, found: Found) {
-        let entry_ref = self.table_of(found.side).entry_ref(found.at);
-        let class = EntryView::new(self.arena.bytes_from(entry_ref)).class();
-        self.arena.free(entry_ref, class);
-        self.table_mut(found.side).remove(found.at, found.hash);
+        let class = self.entry(found.entry).class();
+        self.arena.free(found.entry, class);
+        self.table_mut(found.side).remove(found.at(), found.hash);
     }
 
     /// Overwrites the entry at `found`: in its block when the new contents
     /// fit without wasting half of it, else in a block of the right class.
     fn rewrite(&mut self, found: Found, key: &[u8], value: &[u8], is_integer: bool, deadline: Option<Millis>) {
-        let entry_ref = self.table_of(found.side).entry_ref(found.at);
-        let class = EntryView::new(self.arena.bytes_from(entry_ref)).class();
+        let entry_ref = found.entry;
+        let class = self.entry(entry_ref).class();
         let bytes_needed = entry::bytes_needed(key.len(), value.len(), is_integer, deadline.is_some());
         if entry::stays_in(class, bytes_needed) {
             entry::rewrite_value(self.arena.block_mut(entry_ref, class), value, is_integer, deadline);
-            self.table_mut(found.side).set_has_deadline(found.at, deadline.is_some());
+            self.table_mut(found.side).set_has_deadline(found.at(), deadline.is_some());
             return;
         }
         let moved = self.allocate_entry(key, value, is_integer, deadline);
         self.arena.free(entry_ref, class);
-        self.table_mut(found.side).replace(found.at, moved, deadline.is_some());
+        self.table_mut(found.side).replace(found.at(), moved, deadline.is_some());
     }
 
     fn allocate_entry(&mut self, key: &[u8], value: &[u8], is_integer: bool, deadline: Option<Millis>) -> EntryRef {

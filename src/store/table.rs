@@ -25,7 +25,7 @@
 //! itself in the overflow counter of every full group it passes.
 
 use super::arena::{Arena, EntryRef};
-use super::entry::EntryView;
+use super::entry::{DetachedEntry, EntryView};
 use super::group::{tag_of, Group, SLOTS_PER_GROUP, TAG_EMPTY};
 use super::group_memory::GroupMemory;
 use super::hash::KeyHasher;
@@ -43,6 +43,17 @@ const HOME_MIX: u32 = 0x9E37_79B1;
 pub(super) struct SlotAt {
     pub(super) group: usize,
     pub(super) slot: usize,
+}
+
+/// What a lookup found: where, the entry's block, whether the group marks
+/// it as having a deadline (so a reader without one skips the entry's
+/// deadline field), and the entry as decoded while comparing keys.
+#[derive(Clone, Copy)]
+pub(super) struct Hit {
+    pub(super) at: SlotAt,
+    pub(super) entry: EntryRef,
+    pub(super) has_deadline: bool,
+    pub(super) view: DetachedEntry,
 }
 
 pub(super) struct Table {
@@ -106,17 +117,23 @@ impl Table {
         self.groups()[at.group].entry_refs[at.slot]
     }
 
-    /// Where `key` (with this table's `hash`) is stored, if it is.
-    #[inline]
-    pub(super) fn find(&self, hash: u32, key: &[u8], arena: &Arena) -> Option<SlotAt> {
+    /// Where `key` (with this table's `hash`) is stored, if it is. Inlined:
+    /// it is most of a lookup, and a call's register spills would cost more
+    /// than the code it saves.
+    #[inline(always)]
+    pub(super) fn find(&self, hash: u32, key: &[u8], arena: &Arena) -> Option<Hit> {
         let groups = self.groups();
         let tag = tag_of(hash);
         let mut group_at = self.home(hash);
         for _ in 0..groups.len() {
             let group = &groups[group_at];
             for slot in group.match_tag(tag) {
-                if EntryView::new(arena.bytes_from(group.entry_refs[slot])).key() == key {
-                    return Some(SlotAt { group: group_at, slot });
+                let entry = group.entry_refs[slot];
+                let view = EntryView::new(arena.bytes_from(entry));
+                if view.key() == key {
+                    let has_deadline = group.deadline_mask & (1 << slot) != 0;
+                    let at = SlotAt { group: group_at, slot };
+                    return Some(Hit { at, entry, has_deadline, view: view.detach() });
                 }
             }
             if group.overflow_count == 0 {

@@ -33,7 +33,10 @@ impl Store {
                     let hash = table.hash(entry.key());
                     assert!(keys.insert(entry.key().to_vec()), "key {:?} stored twice", entry.key());
                     assert_eq!(group.tags[slot], tag_of(hash));
-                    assert_eq!(table.find(hash, entry.key(), &self.arena), Some(at), "unreachable key");
+                    let has_deadline = entry.deadline().is_some();
+                    let hit =
+                        table.find(hash, entry.key(), &self.arena).map(|hit| (hit.at, hit.entry, hit.has_deadline));
+                    assert_eq!(hit, Some((at, table.entry_ref(at), has_deadline)), "unreachable key");
                     assert_eq!(group.deadline_mask & (1 << slot) != 0, entry.deadline().is_some());
                     let bytes_needed = entry::bytes_needed(
                         entry.key().len(),
@@ -62,7 +65,7 @@ impl Store {
                 }
             }
             if let Side::Draining(index) = side {
-                let drain = &self.draining[index];
+                let drain = &self.draining[usize::from(index)];
                 assert!(drain.table.groups()[..drain.next_group].iter().all(|g| g.match_full().lowest().is_none()));
             }
         }
@@ -155,11 +158,11 @@ fn integer_values_grow_in_place() {
     let mut store = Store::new();
     store.set(b"counter", b"9", true, Some(1_000));
     let Ok(before) = store.find(b"counter") else { panic!("counter missing") };
-    let block = store.table.entry_ref(before.at);
+    let block = before.entry;
     store.set(b"counter", b"10", true, Some(1_000));
     store.set(b"counter", b"-9223372036854775808", true, Some(1_000));
     let Ok(after) = store.find(b"counter") else { panic!("counter missing") };
-    assert_eq!(store.table.entry_ref(after.at), block);
+    assert_eq!(after.entry, block);
     assert_eq!(store.get(b"counter", 0).map(|e| e.value), Some(&b"-9223372036854775808"[..]));
 }
 
