@@ -1,0 +1,183 @@
+//! The store against `hashbrown::HashMap<Box<[u8]>, Box<[u8]>>` (foldhash,
+//! its default) on a table of 1 000 000 keys of 16 bytes with 16-byte
+//! values: lookups of present keys, of absent keys, and inserting all the
+//! keys into an empty table (growth included).
+//!
+//! ```text
+//! taskset -c 1 cargo bench --bench store -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! Lookups go through the keys in a fixed random order, 1 000 per timed
+//! iteration, so both tables miss the caches as a large keyspace does. The
+//! keys to look up are laid out in that order beforehand, so reading them is
+//! a sequential stream for both. `hit` and `miss` lookups are independent of
+//! each other, so the CPU overlaps several: they measure throughput, which
+//! rewards few instructions per lookup. `hit_chained` makes each lookup
+//! depend on the value the previous one read (as a GET must read its value
+//! to copy it), which measures latency: the chain of cache misses.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fkvs::store::Store;
+use hashbrown::HashMap;
+
+const KEY_COUNT: usize = 1_000_000;
+const LOOKUPS_PER_ITERATION: usize = 1_000;
+
+type Baseline = HashMap<Box<[u8]>, Box<[u8]>>;
+
+/// 16 bytes: a prefix and a 12-digit number.
+fn sixteen_bytes(prefix: &[u8; 4], number: usize) -> [u8; 16] {
+    let mut bytes = [b'0'; 16];
+    bytes[..4].copy_from_slice(prefix);
+    let mut rest = number;
+    for byte in bytes[4..].iter_mut().rev() {
+        *byte = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    bytes
+}
+
+fn key(i: usize) -> [u8; 16] {
+    sixteen_bytes(b"key:", i)
+}
+
+fn absent_key(i: usize) -> [u8; 16] {
+    sixteen_bytes(b"nop:", i)
+}
+
+/// Not an integer, so the store does not reserve integer room.
+fn value(i: usize) -> [u8; 16] {
+    sixteen_bytes(b"val-", i)
+}
+
+/// 0..n in a fixed pseudo-random order (Fisher–Yates with xorshift64).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+fn filled_store() -> Store {
+    let mut store = Store::new();
+    for i in 0..KEY_COUNT {
+        store.set(&key(i), &value(i), false, None);
+    }
+    while store.shape().draining {
+        store.expire_cycle(0, 20_000);
+    }
+    store
+}
+
+fn filled_baseline() -> Baseline {
+    let mut map = Baseline::new();
+    for i in 0..KEY_COUNT {
+        map.insert(Box::from(&key(i)[..]), Box::from(&value(i)[..]));
+    }
+    map
+}
+
+/// The next `LOOKUPS_PER_ITERATION` keys of `keys`, wrapping around.
+fn next_batch<'a>(keys: &'a [[u8; 16]], cursor: &mut usize) -> &'a [[u8; 16]] {
+    let batch = &keys[*cursor..*cursor + LOOKUPS_PER_ITERATION];
+    *cursor = (*cursor + LOOKUPS_PER_ITERATION) % keys.len();
+    batch
+}
+
+/// The next position in the lookup order, depending on a byte just read (a
+/// digit, so always 1 or 2 ahead).
+fn next_in_chain(cursor: usize, last_byte: u8) -> usize {
+    (cursor + 1 + usize::from(last_byte & 1)) % KEY_COUNT
+}
+
+fn lookups(c: &mut Criterion) {
+    let order = shuffled(KEY_COUNT);
+    let present: Vec<[u8; 16]> = order.iter().map(|&i| key(i)).collect();
+    let absent: Vec<[u8; 16]> = order.iter().map(|&i| absent_key(i)).collect();
+    let mut store = filled_store();
+    let baseline = filled_baseline();
+
+    let mut group = c.benchmark_group("lookup_1m_keys");
+    group.throughput(Throughput::Elements(LOOKUPS_PER_ITERATION as u64));
+    for (name, keys) in [("hit", &present), ("miss", &absent)] {
+        group.bench_function(format!("{name}/fkvs"), |b| {
+            let mut cursor = 0;
+            b.iter(|| {
+                for key in next_batch(keys, &mut cursor) {
+                    black_box(store.get(key, 0).map(|entry| entry.value));
+                }
+            })
+        });
+        group.bench_function(format!("{name}/hashbrown"), |b| {
+            let mut cursor = 0;
+            b.iter(|| {
+                for key in next_batch(keys, &mut cursor) {
+                    black_box(baseline.get(&key[..]).map(|value| &value[..]));
+                }
+            })
+        });
+    }
+    group.bench_function("hit_chained/fkvs", |b| {
+        let mut cursor = 0;
+        b.iter(|| {
+            for _ in 0..LOOKUPS_PER_ITERATION {
+                let last_byte = store.get(&present[cursor], 0).map_or(0, |entry| entry.value[15]);
+                cursor = next_in_chain(cursor, last_byte);
+            }
+        })
+    });
+    group.bench_function("hit_chained/hashbrown", |b| {
+        let mut cursor = 0;
+        b.iter(|| {
+            for _ in 0..LOOKUPS_PER_ITERATION {
+                let last_byte = baseline.get(&present[cursor][..]).map_or(0, |value| value[15]);
+                cursor = next_in_chain(cursor, last_byte);
+            }
+        })
+    });
+    group.finish();
+}
+
+fn inserts(c: &mut Criterion) {
+    let keys: Vec<[u8; 16]> = (0..KEY_COUNT).map(key).collect();
+    let values: Vec<[u8; 16]> = (0..KEY_COUNT).map(value).collect();
+
+    let mut group = c.benchmark_group("insert_1m_keys");
+    group.throughput(Throughput::Elements(KEY_COUNT as u64));
+    group.sample_size(10);
+    group.bench_function("fkvs", |b| {
+        b.iter_batched(
+            Store::new,
+            |mut store| {
+                for (key, value) in keys.iter().zip(&values) {
+                    store.set(key, value, false, None);
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("hashbrown", |b| {
+        b.iter_batched(
+            Baseline::new,
+            |mut map| {
+                for (key, value) in keys.iter().zip(&values) {
+                    map.insert(Box::from(&key[..]), Box::from(&value[..]));
+                }
+                map
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookups, inserts);
+criterion_main!(benches);
