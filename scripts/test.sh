@@ -21,6 +21,19 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 cargo test --quiet 2>&1 | tee "$results"
 
+if cargo +nightly --version >/dev/null 2>&1; then
+  step "fuzzing: every cargo-fuzz target for ${FUZZ_SECONDS:=30} s"
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  for target in store_ops core_stream; do
+    cargo +nightly fuzz run --fuzz-dir tests/fuzz "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096
+  done
+  step "Miri on the store's unit tests (its unsafe code)"
+  rustup +nightly component add miri >/dev/null 2>&1 || true
+  cargo +nightly miri test --quiet --lib store
+else
+  step "SKIPPED fuzzing and Miri: this machine has no nightly toolchain"
+fi
+
 step "tuned-build smoke check (scripts/pgo-build.sh --check)"
 scripts/pgo-build.sh --check
 
