@@ -179,5 +179,21 @@ fn inserts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, inserts);
+/// The largest expiry tick `Engine::tick` runs (20 000 slots) on 1M keys
+/// that all have a deadline, none passed: every slot's entry is read.
+fn expiry_tick(c: &mut Criterion) {
+    let mut store = Store::new();
+    for i in 0..KEY_COUNT {
+        store.set(&key(i), &value(i), false, Some(u64::MAX));
+    }
+    while store.shape().draining {
+        store.expire_cycle(0, 20_000);
+    }
+    let mut group = c.benchmark_group("expire_cycle_1m_keys_with_deadlines");
+    group.throughput(Throughput::Elements(20_000));
+    group.bench_function("20000_slots", |b| b.iter(|| black_box(store.expire_cycle(0, 20_000))));
+    group.finish();
+}
+
+criterion_group!(benches, lookups, inserts, expiry_tick);
 criterion_main!(benches);
