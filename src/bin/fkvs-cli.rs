@@ -1,1 +1,5 @@
-fn main() {}
+//! `fkvs-cli`: see [`fkvs::cli`] for the flags, modes and exit statuses.
+
+fn main() -> std::process::ExitCode {
+    fkvs::cli::main()
+}

@@ -34,8 +34,11 @@ pub fn ping(payload: &[u8], out: &mut Vec<u8>) {
     push_typed(out, CommandId::Ping as u8, payload);
 }
 
-/// The upstream text, trailing spaces and `#Stats` included (§2.10, Q15).
-/// "Memory Usage" reports the store's accounted bytes.
+/// The upstream text, trailing spaces and `#Stats` included (§2.10, Q15),
+/// byte for byte; "Memory Usage" reports the store's accounted bytes. A
+/// `# Keyspace` and an `# I/O` section follow the template (extensions: the
+/// template has no key count or backend counters), so clients that read the
+/// template lines are unaffected.
 pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
     let info = &engine.info;
     let stats = &engine.stats;
@@ -49,7 +52,10 @@ pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
          event_loop_max_events: {max_events} \nevent_dispatcher_kind: {backend} \n\n\
          # Clients \nconnected clients: {connected} \ndisconnected clients: {disconnected} \n\n\
          #Stats \ncommands executed: {executed} \n\n\
-         # Memory \nMemory Usage: {memory} bytes ({memory_kib} KiB)\nmem_allocator: {allocator} \n\n",
+         # Memory \nMemory Usage: {memory} bytes ({memory_kib} KiB)\nmem_allocator: {allocator} \n\n\
+         # Keyspace \nkeys: {keys} \nexpired keys reclaimed: {reclaimed} \n\n\
+         # I/O \nzero-copy sends: {zc_sends} \nzero-copy sends copied: {zc_copied} \n\
+         receive buffers exhausted: {exhausted} \n\n",
         pid = info.pid,
         port = info.port,
         config = info.config_file,
@@ -64,6 +70,11 @@ pub fn info(engine: &Engine, now: Millis, out: &mut Vec<u8>) {
         executed = stats.commands_executed,
         memory_kib = memory / 1024,
         allocator = info.allocator,
+        keys = engine.store.len(),
+        reclaimed = stats.expired_keys_reclaimed,
+        zc_sends = stats.zc_sends,
+        zc_copied = stats.zc_copied,
+        exhausted = stats.recv_buffers_exhausted,
     );
     match written {
         Ok(()) => writer.finish(out, INFO_TEXT_BYTES_MAX),

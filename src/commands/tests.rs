@@ -260,7 +260,9 @@ fn info_text_matches_the_upstream_template() {
          Uptime: 1 days, 1 hours, 1 min, 1 sec \nevent_loop_max_events: 100000 \n\
          event_dispatcher_kind: epoll \n\n# Clients \nconnected clients: 1 \n\
          disconnected clients: 0 \n\n#Stats \ncommands executed: 1 \n\n# Memory \n\
-         Memory Usage: {memory} bytes ({} KiB)\nmem_allocator: system (libc malloc) \n\n",
+         Memory Usage: {memory} bytes ({} KiB)\nmem_allocator: system (libc malloc) \n\n\
+         # Keyspace \nkeys: 0 \nexpired keys reclaimed: 0 \n\n\
+         # I/O \nzero-copy sends: 0 \nzero-copy sends copied: 0 \nreceive buffers exhausted: 0 \n\n",
         memory / 1024
     );
     assert_eq!(text, expected);

@@ -23,17 +23,30 @@ pub enum FrameSplit<'a> {
     Oversized,
 }
 
-/// Looks at the front of `stream` and says whether a whole frame is there.
+/// Looks at the front of a request stream and says whether a whole frame is
+/// there.
 ///
 /// The header is judged as soon as its two bytes are present, so an
 /// oversized frame is rejected without waiting for its body.
 #[inline]
 pub fn split_frame(stream: &[u8]) -> FrameSplit<'_> {
+    split_frame_up_to(stream, CORE_BYTES_MAX)
+}
+
+/// Like [`split_frame`] for a reply stream: replies may use the whole u16
+/// range (§1.5), so they are never oversized.
+#[inline]
+pub fn split_reply_frame(stream: &[u8]) -> FrameSplit<'_> {
+    split_frame_up_to(stream, usize::from(u16::MAX))
+}
+
+#[inline]
+fn split_frame_up_to(stream: &[u8], core_bytes_max: usize) -> FrameSplit<'_> {
     let [hi, lo, ..] = *stream else {
         return FrameSplit::Incomplete;
     };
     let core_bytes = usize::from(u16::from_be_bytes([hi, lo]));
-    if core_bytes > CORE_BYTES_MAX {
+    if core_bytes > core_bytes_max {
         return FrameSplit::Oversized;
     }
     let frame_bytes = HEADER_BYTES + core_bytes;
@@ -77,5 +90,6 @@ mod tests {
     fn limit_is_off_by_one_as_upstream() {
         assert_eq!(split_frame(&[0xff, 0xff]), FrameSplit::Oversized);
         assert_eq!(split_frame(&[0xff, 0xfe]), FrameSplit::Incomplete);
+        assert_eq!(split_reply_frame(&[0xff, 0xff]), FrameSplit::Incomplete);
     }
 }

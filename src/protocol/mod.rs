@@ -18,6 +18,6 @@ pub mod int;
 pub mod reply;
 pub mod request;
 
-pub use frame::{split_frame, FrameSplit, CORE_BYTES_MAX, FRAME_BYTES_MAX, HEADER_BYTES};
+pub use frame::{split_frame, split_reply_frame, FrameSplit, CORE_BYTES_MAX, FRAME_BYTES_MAX, HEADER_BYTES};
 pub use reply::{Reply, ReplyDecodeError};
 pub use request::{CommandId, Request};
