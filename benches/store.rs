@@ -179,5 +179,29 @@ fn inserts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, inserts);
+/// Expiry cycles on 1M keys that all have a deadline, none passed, so every
+/// slot's entry is read (the worst case), and on 1M keys without deadlines
+/// (the best). 240 000 slots is the largest tick `Engine::tick` allows.
+fn expiry_tick(c: &mut Criterion) {
+    let mut store = Store::new();
+    for i in 0..KEY_COUNT {
+        store.set(&key(i), &value(i), false, Some(u64::MAX));
+    }
+    while store.shape().draining {
+        store.expire_cycle(0, 20_000);
+    }
+    let mut without_deadlines = filled_store();
+    let mut group = c.benchmark_group("expire_cycle_1m_keys");
+    for slots in [20_000, 240_000] {
+        group.bench_function(format!("{slots}_slots/all_with_deadlines"), |b| {
+            b.iter(|| black_box(store.expire_cycle(0, slots)))
+        });
+        group.bench_function(format!("{slots}_slots/no_deadlines"), |b| {
+            b.iter(|| black_box(without_deadlines.expire_cycle(0, slots)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, inserts, expiry_tick);
 criterion_main!(benches);

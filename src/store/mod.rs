@@ -30,7 +30,8 @@
 //!   doubling (one entry read to rehash it, as `hashbrown`'s resize does).
 //! - Memory at 16-byte keys and values: a 40-byte block plus 64/12 = 5.3
 //!   index bytes per slot at a load between 7/16 and 7/8, so 46–52 bytes
-//!   per key when no growth is under way (docs/store.md has measurements).
+//!   per key when no growth is under way (measured: 46.1–52.2, see
+//!   docs/performance.md).
 //!
 //! # Growth is incremental
 //! When the keys reach 7/8 of the slots, a table twice as large becomes the
@@ -312,17 +313,16 @@ impl Store {
         let (class, content_bytes) = (entry.class(), entry.content_bytes());
         let bytes_needed =
             entry::bytes_needed(entry.key().len(), entry.value().len(), entry.is_integer(), deadline.is_some());
-        let entry_ref = if entry::stays_in(class, bytes_needed) {
-            entry_ref
+        let (entry_ref, class) = if entry::stays_in(class, bytes_needed) {
+            (entry_ref, class)
         } else {
             let moved_class = class_for(bytes_needed);
             let moved = self.arena.allocate(moved_class);
             self.arena.copy(entry_ref, moved, moved_class, content_bytes);
             entry::set_class(self.arena.block_mut(moved, moved_class), moved_class);
             self.arena.free(entry_ref, class);
-            moved
+            (moved, moved_class)
         };
-        let class = EntryView::new(self.arena.bytes_from(entry_ref)).class();
         entry::write_deadline(self.arena.block_mut(entry_ref, class), deadline);
         self.table_mut(found.side).replace(found.at(), entry_ref, deadline.is_some());
         true
@@ -336,10 +336,11 @@ impl Store {
                 for slot in self.table_of(side).groups()[group].match_full() {
                     let at = SlotAt { group, slot };
                     let table = self.table_of(side);
-                    let entry = EntryView::new(self.arena.bytes_from(table.entry_ref(at)));
+                    let entry_ref = table.entry_ref(at);
+                    let entry = EntryView::new(self.arena.bytes_from(entry_ref));
                     if entry.is_expired(now) {
                         let hash = table.hash(entry.key());
-                        self.remove(Found::new(side, hash, at, table.entry_ref(at), true));
+                        self.remove(Found::new(side, hash, at, entry_ref, true));
                     } else if visit(entry.key()).is_break() {
                         return;
                     }
@@ -357,9 +358,9 @@ impl Store {
     pub fn expire_cycle(&mut self, now: Millis, slots_budget: usize) -> usize {
         let mut slots_left = slots_budget;
         if !self.draining.is_empty() {
-            let groups = (slots_budget / 2 / SLOTS_PER_GROUP).max(1);
+            let groups = slots_budget / 2 / SLOTS_PER_GROUP;
             self.migrate(groups);
-            slots_left = slots_left.saturating_sub(groups * SLOTS_PER_GROUP);
+            slots_left -= groups * SLOTS_PER_GROUP;
         }
         self.release_retired_step();
 

@@ -3,26 +3,26 @@
 //!
 //! The group count is a power of two. A key's home group is the top bits of
 //! its hash times [`HOME_MIX`], its tag the 7 low bits of the hash, and its
-//! probe stride `2 × tag + 1`
-//! groups (double hashing, as F14 does; odd, so a probe visits every group).
-//! Keys that share a home but not a tag part ways after one group: measured
-//! at 7/8 load on 2^21 groups with random keys, the longest insertion passed
-//! 19 full groups, against 60 for linear probing, and each further group is
-//! about half as likely as the one before.
+//! probe stride `2 × tag + 1` groups (double hashing, as F14 does; odd, so a
+//! probe visits every group). Keys that share a home but not a tag part ways
+//! after one group. Simulated at 7/8 load on 2^21 groups with random keys,
+//! the longest insertion passed 19 full groups, against 60 with linear
+//! probing, and each further group was about half as likely as the one
+//! before.
 //!
 //! The multiply matters because CRC32C is linear: the top bits of the raw
 //! CRCs of keys that differ only in ASCII digits are structured, and such
 //! keys (`key:0000000000`, `key:0000000001`, …) passed 0.78 full groups per
 //! insertion at 4096 groups, against 0.12 for random keys. The multiply's
-//! carries mix every bit into the top ones (measured: 0.13, on every key set
-//! tried). It is a bijection, so it neither adds nor removes collisions.
+//! carries mix every bit into the top ones (simulated: 0.13, on every key
+//! set tried). It is a bijection, so it neither adds nor removes collisions.
 //!
-//! A lookup
-//! compares the tag against all twelve slots of a group at once, reads the
-//! entry only for matching tags (a false match costs 12/128 entry reads per
-//! group at full load), and stops at the first group whose overflow counter
-//! is zero. An insertion takes the first empty slot from home on, counting
-//! itself in the overflow counter of every full group it passes.
+//! A lookup compares the tag against all twelve slots of a group at once,
+//! reads the entry only for matching tags (a false match costs 12/128 entry
+//! reads per group at full load), and stops at the first group whose
+//! overflow counter is zero. An insertion takes the first empty slot from
+//! home on, counting itself in the overflow counter of every full group it
+//! passes.
 
 use super::arena::{Arena, EntryRef};
 use super::entry::{DetachedEntry, EntryView};
