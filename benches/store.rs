@@ -16,6 +16,8 @@
 //! depend on the value the previous one read (as a GET must read its value
 //! to copy it), which measures latency: the chain of cache misses.
 
+mod common;
+use common::sixteen_bytes;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -26,18 +28,6 @@ const KEY_COUNT: usize = 1_000_000;
 const LOOKUPS_PER_ITERATION: usize = 1_000;
 
 type Baseline = HashMap<Box<[u8]>, Box<[u8]>>;
-
-/// 16 bytes: a prefix and a 12-digit number.
-fn sixteen_bytes(prefix: &[u8; 4], number: usize) -> [u8; 16] {
-    let mut bytes = [b'0'; 16];
-    bytes[..4].copy_from_slice(prefix);
-    let mut rest = number;
-    for byte in bytes[4..].iter_mut().rev() {
-        *byte = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    bytes
-}
 
 fn key(i: usize) -> [u8; 16] {
     sixteen_bytes(b"key:", i)

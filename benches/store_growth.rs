@@ -14,24 +14,14 @@
 //! machine a preemption shows up as a multi-millisecond "insert", and says
 //! nothing about the table.
 
+mod common;
+use common::sixteen_bytes;
 use std::time::Instant;
 
 use fkvs::store::Store;
 use hashbrown::HashMap;
 
 const KEY_COUNT_DEFAULT: usize = 10_000_000;
-
-/// 16 bytes: a prefix and a 12-digit number.
-fn sixteen_bytes(prefix: &[u8; 4], number: usize) -> [u8; 16] {
-    let mut bytes = [b'0'; 16];
-    bytes[..4].copy_from_slice(prefix);
-    let mut rest = number;
-    for byte in bytes[4..].iter_mut().rev() {
-        *byte = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    bytes
-}
 
 fn involuntary_context_switches() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

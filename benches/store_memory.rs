@@ -11,6 +11,8 @@
 //! cargo bench --bench store_memory
 //! ```
 
+mod common;
+use common::sixteen_bytes;
 use std::process::Command;
 
 use fkvs::store::Store;
@@ -18,17 +20,6 @@ use hashbrown::HashMap;
 
 const KEY_COUNTS: [usize; 2] = [1_000_000, 10_000_000];
 const SUBJECTS: [&str; 3] = ["fkvs", "fkvs-with-deadlines", "hashbrown"];
-
-fn sixteen_bytes(prefix: &[u8; 4], number: usize) -> [u8; 16] {
-    let mut bytes = [b'0'; 16];
-    bytes[..4].copy_from_slice(prefix);
-    let mut rest = number;
-    for byte in bytes[4..].iter_mut().rev() {
-        *byte = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    bytes
-}
 
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
