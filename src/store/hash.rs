@@ -21,7 +21,8 @@ pub(super) enum KeyHasher {
     /// CRC32C, fast but predictable.
     Crc32c,
     /// SipHash-1-3 with a random key from the OS ([`RandomState`]), slower
-    /// (about 10 ns per short key) but unpredictable to a client.
+    /// (an estimated 10 ns per short key, not measured here) but
+    /// unpredictable to a client.
     /// `generation` tells two keyed hashers apart without comparing keys.
     Keyed { state: RandomState, generation: u32 },
 }

@@ -54,10 +54,11 @@
 //! store rehashes, incrementally like a growth (even while a growth is
 //! draining: up to [`DRAINS_MAX`] tables drain at once), into a table keyed
 //! with SipHash-1-3 under a random key ([`hash::KeyHasher::Keyed`]). From
-//! then on the table stays keyed, at about 10 ns more per hash. Filling 2^21
-//! groups to 7/8 with random keys (simulated) the longest probe passed 19
-//! groups, each further group about half as likely, so 40 is out of their
-//! reach; and a false alarm costs only the slower hash. Flooded keys all
+//! then on the table stays keyed, at an estimated 10 ns more per hash (not
+//! measured here). Filling 2^21 groups to 7/8 with random keys (simulated)
+//! the longest probe passed 19 groups, each further group about half as
+//! likely, so 40 is out of their reach; and a false alarm costs only the
+//! slower hash. Flooded keys all
 //! follow one probe path, so the attacker needs 480 of them to trip the
 //! bound; until the keyed table has drained the flooded one
 //! ([`MIGRATE_GROUPS_PER_WRITE_FLOODED`] per write), a lookup on that path
