@@ -21,8 +21,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
-use super::conn::{CloseReason, Conn};
-use super::{Backend, Listener, LoopConfig, LoopContext, EVENTS_PER_WAIT_MAX};
+use super::conn::Conn;
+use super::{Backend, ClientEnd, Listener, LoopConfig, LoopContext, EVENTS_PER_WAIT_MAX};
 use crate::commands::{Engine, EXPIRY_TICK_MS};
 use crate::log;
 use crate::store::Millis;
@@ -82,12 +82,6 @@ struct Client {
     writable: bool,
     /// The peer's FIN was reported: read to EOF, never trust a short read.
     read_closed: bool,
-}
-
-/// What ended a client, for the counters and the verbose log.
-enum ClientEnd {
-    Closed(CloseReason),
-    Failed(io::Error),
 }
 
 impl Backend for Epoll {
@@ -282,16 +276,7 @@ fn close_client(
     verbose: bool,
 ) {
     let Some(client) = clients.try_remove(index) else { return };
-    engine.stats.client_disconnected();
-    if verbose {
-        match &end {
-            ClientEnd::Closed(reason) => log::info(format_args!("client {index} closed: {reason:?}")),
-            ClientEnd::Failed(err) => log::info(format_args!("client {index} failed: {err}")),
-        }
-    }
-    if let ClientEnd::Closed(CloseReason::OversizedFrame) = end {
-        log::warn(format_args!("client {index} sent an oversized frame header; connection closed"));
-    }
+    end.record(index, engine, verbose);
     // Dropping the stream closes the socket, which also removes it from epoll.
     drop(client.stream);
     if pool.len() < CONN_POOL_MAX {

@@ -80,6 +80,30 @@ impl AsRawFd for StopSignal {
     }
 }
 
+/// What ended a client, for the counters and the log.
+pub(crate) enum ClientEnd {
+    Closed(conn::CloseReason),
+    Failed(io::Error),
+}
+
+impl ClientEnd {
+    /// Counts the disconnect and logs it: always for an oversized frame
+    /// header (§3.4), otherwise only when verbose. Every backend calls this
+    /// once per client.
+    pub(crate) fn record(&self, client: usize, engine: &mut Engine, verbose: bool) {
+        engine.stats.client_disconnected();
+        if verbose {
+            match self {
+                ClientEnd::Closed(reason) => crate::log::info(format_args!("client {client} closed: {reason:?}")),
+                ClientEnd::Failed(err) => crate::log::info(format_args!("client {client} failed: {err}")),
+            }
+        }
+        if let ClientEnd::Closed(conn::CloseReason::OversizedFrame) = self {
+            crate::log::warn(format_args!("client {client} sent an oversized frame header; connection closed"));
+        }
+    }
+}
+
 /// Bounds an event loop enforces.
 #[derive(Debug, Clone)]
 pub struct LoopConfig {

@@ -73,7 +73,7 @@ use io_uring::{CompletionQueue, IoUring, SubmissionQueue, Submitter};
 use slab::Slab;
 
 use super::conn::{CloseReason, Conn, OUTPUT_BYTES_INITIAL};
-use super::{Backend, Listener, LoopConfig, LoopContext, StopSignal};
+use super::{Backend, ClientEnd, Listener, LoopConfig, LoopContext, StopSignal};
 use crate::clock::Clock;
 use crate::commands::{Engine, EXPIRY_TICK_MS};
 use crate::log;
@@ -310,12 +310,6 @@ enum RecvState {
     Armed,
     /// A cancel was queued; the last CQE has not arrived yet.
     Cancelling,
-}
-
-/// What ended a client, for the counters and the verbose log.
-enum ClientEnd {
-    Closed(CloseReason),
-    Failed(io::Error),
 }
 
 struct Client {
@@ -1169,16 +1163,7 @@ fn end_client(client: &mut Client, key: usize, end: ClientEnd, engine: &mut Engi
     if client.end.is_some() {
         return;
     }
-    engine.stats.client_disconnected();
-    if config.verbose {
-        match &end {
-            ClientEnd::Closed(reason) => log::info(format_args!("client {key} closed: {reason:?}")),
-            ClientEnd::Failed(err) => log::info(format_args!("client {key} failed: {err}")),
-        }
-    }
-    if let ClientEnd::Closed(CloseReason::OversizedFrame) = end {
-        log::warn(format_args!("client {key} sent an oversized frame header; connection closed"));
-    }
+    end.record(key, engine, config.verbose);
     client.end = Some(end);
 }
 
