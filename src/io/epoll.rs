@@ -202,11 +202,7 @@ fn accept_all(
                 return;
             }
         };
-        if engine.stats.connected_clients >= config.max_clients {
-            engine.stats.client_refused();
-            if config.verbose {
-                log::warn(format_args!("client refused: max-clients {} reached", config.max_clients));
-            }
+        if !config.admits_another_client(engine) {
             continue;
         }
         let entry = clients.vacant_entry();

@@ -118,6 +118,22 @@ pub struct LoopConfig {
     pub uring: uring::UringOptions,
 }
 
+impl LoopConfig {
+    /// The accept policy (§3.5): false, counted as a refusal, once
+    /// `max_clients` are connected; the backend then closes the new
+    /// connection unread.
+    pub(crate) fn admits_another_client(&self, engine: &mut Engine) -> bool {
+        if engine.stats.connected_clients < self.max_clients {
+            return true;
+        }
+        engine.stats.client_refused();
+        if self.verbose {
+            crate::log::warn(format_args!("client refused: max-clients {} reached", self.max_clients));
+        }
+        false
+    }
+}
+
 /// Readiness events per wait never exceed this, as upstream (§3.1).
 pub const EVENTS_PER_WAIT_MAX: usize = 1024;
 

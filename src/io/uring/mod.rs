@@ -662,11 +662,7 @@ impl<'r> Reactor<'r> {
         if self.stop_deadline.is_some() {
             return;
         }
-        if self.engine.stats.connected_clients >= self.config.max_clients {
-            self.engine.stats.client_refused();
-            if self.config.verbose {
-                log::warn(format_args!("client refused: max-clients {} reached", self.config.max_clients));
-            }
+        if !self.config.admits_another_client(&mut self.engine) {
             return;
         }
         if tcp {
