@@ -15,12 +15,18 @@
 //! rewards few instructions per lookup. `hit_chained` makes each lookup
 //! depend on the value the previous one read (as a GET must read its value
 //! to copy it), which measures latency: the chain of cache misses.
+//! `hit_pipelined` and `miss_pipelined` run the same lookups the way the
+//! server runs a pipelined batch of frames (`io::conn`): each lookup is
+//! preceded by the two prefetch stages of lookups further on
+//! ([`Store::prefetch_index`] twice [`PREFETCH_FRAMES_AHEAD`] ahead,
+//! [`Store::prefetch_entry`] that far ahead).
 
 mod common;
 use common::sixteen_bytes;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fkvs::commands::PREFETCH_FRAMES_AHEAD;
 use fkvs::store::Store;
 use hashbrown::HashMap;
 
@@ -101,7 +107,7 @@ fn lookups(c: &mut Criterion) {
             let mut cursor = 0;
             b.iter(|| {
                 for key in next_batch(keys, &mut cursor) {
-                    black_box(store.get(key, 0).map(|entry| entry.value));
+                    black_box(store.get(key, 0).map(|entry| entry.value()));
                 }
             })
         });
@@ -114,11 +120,28 @@ fn lookups(c: &mut Criterion) {
             })
         });
     }
+    for (name, keys) in [("hit_pipelined", &present), ("miss_pipelined", &absent)] {
+        group.bench_function(format!("{name}/fkvs"), |b| {
+            let mut cursor = 0;
+            b.iter(|| {
+                let batch = next_batch(keys, &mut cursor);
+                for (i, key) in batch.iter().enumerate() {
+                    if let Some(ahead) = batch.get(i + 2 * PREFETCH_FRAMES_AHEAD) {
+                        store.prefetch_index(ahead);
+                    }
+                    if let Some(ahead) = batch.get(i + PREFETCH_FRAMES_AHEAD) {
+                        store.prefetch_entry(ahead);
+                    }
+                    black_box(store.get(key, 0).map(|entry| entry.value()));
+                }
+            })
+        });
+    }
     group.bench_function("hit_chained/fkvs", |b| {
         let mut cursor = 0;
         b.iter(|| {
             for _ in 0..LOOKUPS_PER_ITERATION {
-                let last_byte = store.get(&present[cursor], 0).map_or(0, |entry| entry.value[15]);
+                let last_byte = store.get(&present[cursor], 0).map_or(0, |entry| entry.value()[15]);
                 cursor = next_in_chain(cursor, last_byte);
             }
         })

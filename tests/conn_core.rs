@@ -26,9 +26,19 @@ fn engine() -> Engine {
     })
 }
 
-/// What executing each frame of `stream` in order on a fresh engine replies.
-fn reference_replies(stream: &[u8]) -> Vec<u8> {
+/// An engine whose store is past the size at which batches prefetch ahead
+/// of themselves (`Engine::prefetch_pays`), so that the lookahead runs.
+fn large_engine() -> Engine {
     let mut engine = engine();
+    for i in 0..100_000u32 {
+        engine.store.set(format!("fill:{i:011}").as_bytes(), &i.to_le_bytes(), false, None);
+    }
+    assert!(engine.prefetch_pays(), "a store of {} keys does not prefetch", engine.store.len());
+    engine
+}
+
+/// What executing each frame of `stream` in order on `engine` replies.
+fn reference_replies(stream: &[u8], mut engine: Engine) -> Vec<u8> {
     let mut out = Vec::new();
     let mut rest = stream;
     while let FrameSplit::Frame { core, frame_bytes } = split_frame(rest) {
@@ -72,24 +82,56 @@ proptest! {
         delivery in delivery(),
     ) {
         let stream = frames.concat();
-        let expected = reference_replies(&stream);
-        let mut engine = engine();
-        let mut conn = SimConnection::new(delivery);
-        let (mut offset, mut step) = (0, 0);
-        while offset < stream.len() {
-            let chunk = chunk_sizes[step % chunk_sizes.len()].min(stream.len() - offset);
-            offset += conn.deliver(&stream[offset..offset + chunk], &mut engine, NOW);
-            prop_assert!(conn.output_pending() <= OUTPUT_BYTES_MAX);
-            conn.client_reads(read_sizes[step % read_sizes.len()], &mut engine, NOW);
-            step += 1;
-        }
-        conn.client_closes_write(&mut engine, NOW);
-        while conn.close_reason().is_none() {
-            prop_assert!(conn.client_reads(usize::MAX, &mut engine, NOW) > 0, "stalled with frames left");
-        }
-        prop_assert_eq!(conn.close_reason(), Some(CloseReason::Finished));
-        prop_assert_eq!(conn.received(), expected.as_slice());
+        prop_assert!(!engine().prefetch_pays());
+        check_replies(&stream, &chunk_sizes, &read_sizes, delivery, engine)?;
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// The same with a store large enough that batches prefetch ahead of
+    /// themselves: the lookahead must not change a reply.
+    #[test]
+    fn prefetching_batches_give_the_reference_replies(
+        frames in prop::collection::vec(any_request(), 1..400),
+        chunk_sizes in prop::collection::vec(1usize..20_000, 1..20),
+        read_sizes in prop::collection::vec(0usize..200_000, 1..20),
+        delivery in delivery(),
+    ) {
+        check_replies(&frames.concat(), &chunk_sizes, &read_sizes, delivery, large_engine)?;
+    }
+}
+
+/// Delivers `stream` to a connection in chunks of `chunk_sizes` while the
+/// client reads in steps of `read_sizes`, then half-closes; the replies must
+/// be those of executing the frames one by one on an engine made the same
+/// way, and pending output must never pass the bound.
+fn check_replies(
+    stream: &[u8],
+    chunk_sizes: &[usize],
+    read_sizes: &[usize],
+    delivery: Delivery,
+    new_engine: fn() -> Engine,
+) -> Result<(), TestCaseError> {
+    let expected = reference_replies(stream, new_engine());
+    let mut engine = new_engine();
+    let mut conn = SimConnection::new(delivery);
+    let (mut offset, mut step) = (0, 0);
+    while offset < stream.len() {
+        let chunk = chunk_sizes[step % chunk_sizes.len()].min(stream.len() - offset);
+        offset += conn.deliver(&stream[offset..offset + chunk], &mut engine, NOW);
+        prop_assert!(conn.output_pending() <= OUTPUT_BYTES_MAX);
+        conn.client_reads(read_sizes[step % read_sizes.len()], &mut engine, NOW);
+        step += 1;
+    }
+    conn.client_closes_write(&mut engine, NOW);
+    while conn.close_reason().is_none() {
+        prop_assert!(conn.client_reads(usize::MAX, &mut engine, NOW) > 0, "stalled with frames left");
+    }
+    prop_assert_eq!(conn.close_reason(), Some(CloseReason::Finished));
+    prop_assert_eq!(conn.received(), expected.as_slice());
+    Ok(())
 }
 
 #[test]

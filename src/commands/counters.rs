@@ -40,8 +40,8 @@ pub fn decr_by(store: &mut Store, key: &[u8], amount: &[u8], now: Millis, out: &
 fn apply(store: &mut Store, key: &[u8], now: Millis, out: &mut Vec<u8>, step: impl FnOnce(i64) -> Option<i64>) {
     let (current, deadline) = match store.get(key, now) {
         None => (0, None),
-        Some(entry) if entry.is_integer => match parse_i64(entry.value) {
-            Some(current) => (current, entry.deadline),
+        Some(entry) if entry.is_integer() => match parse_i64(entry.value()) {
+            Some(current) => (current, entry.deadline()),
             None => return push_fail(out),
         },
         Some(_) => return push_fail(out),

@@ -30,7 +30,7 @@ pub fn expire(store: &mut Store, key: &[u8], seconds: &[u8], now: Millis, out: &
 pub fn ttl(store: &mut Store, key: &[u8], now: Millis, out: &mut Vec<u8>) {
     let seconds = match store.get(key, now) {
         None => -2,
-        Some(entry) => match entry.deadline {
+        Some(entry) => match entry.deadline() {
             None => -1,
             Some(deadline) => (deadline.saturating_sub(now) / 1000) as i64,
         },

@@ -20,7 +20,7 @@ pub fn set(store: &mut Store, key: &[u8], value: &[u8], expiry_seconds: Option<&
 
 pub fn get(store: &mut Store, key: &[u8], now: Millis, out: &mut Vec<u8>) {
     match store.get(key, now) {
-        Some(entry) => push_value(out, entry.value),
+        Some(entry) => push_value(out, entry.value()),
         None => push_fail(out),
     }
 }

@@ -27,7 +27,7 @@
 //!   the client reads. A slow reader is throttled, not dropped, and never
 //!   costs the server more than the bound.
 
-use crate::commands::Engine;
+use crate::commands::{Engine, Prefetch, PREFETCH_FRAMES_AHEAD};
 use crate::protocol::{split_frame, FrameSplit, FRAME_BYTES_MAX};
 use crate::store::Millis;
 
@@ -279,7 +279,10 @@ impl Conn {
 /// Executes complete frames from the front of `stream` while the output
 /// (with `handed_off` bytes still owed from earlier buffers) has room,
 /// returning the bytes consumed. An oversized header breaks the connection
-/// and discards its unsent output (Q30).
+/// and discards its unsent output (Q30). When the store is larger than the
+/// caches, two [`Lookahead`]s walk the same frames ahead of execution and
+/// prefetch what each command will read, so a pipelined batch overlaps its
+/// cache misses instead of taking them one after another.
 #[inline]
 fn execute_frames(
     mut stream: &[u8],
@@ -292,11 +295,20 @@ fn execute_frames(
 ) -> usize {
     let offered = stream.len();
     compact_output(output, output_sent);
+    let prefetch = engine.prefetch_pays();
+    let mut index_ahead = Lookahead { rest: stream, frames_ahead: 0, stage: Prefetch::Index };
+    let mut entry_ahead = Lookahead { rest: stream, frames_ahead: 0, stage: Prefetch::Entry };
     while output.len() + handed_off <= OUTPUT_BYTES_EXECUTE_MAX {
+        if prefetch {
+            index_ahead.run(2 * PREFETCH_FRAMES_AHEAD, engine);
+            entry_ahead.run(PREFETCH_FRAMES_AHEAD, engine);
+        }
         match split_frame(stream) {
             FrameSplit::Frame { core, frame_bytes } => {
                 engine.execute_frame(core, now, output);
                 stream = &stream[frame_bytes..];
+                index_ahead.on_executed(stream);
+                entry_ahead.on_executed(stream);
             }
             FrameSplit::Incomplete => break,
             FrameSplit::Oversized => {
@@ -309,6 +321,41 @@ fn execute_frames(
     }
     debug_assert!(output.len() + handed_off <= OUTPUT_BYTES_MAX);
     offered - stream.len()
+}
+
+/// A cursor over the frames not yet executed, running up to some distance
+/// ahead of execution and issuing one prefetch stage for each frame it
+/// passes. It stops at the first incomplete or oversized frame, as
+/// execution will.
+struct Lookahead<'a> {
+    rest: &'a [u8],
+    /// Frames between execution and `rest`.
+    frames_ahead: usize,
+    stage: Prefetch,
+}
+
+impl<'a> Lookahead<'a> {
+    #[inline]
+    fn run(&mut self, distance: usize, engine: &Engine) {
+        while self.frames_ahead < distance {
+            let FrameSplit::Frame { core, frame_bytes } = split_frame(self.rest) else {
+                return;
+            };
+            engine.prefetch_frame(core, self.stage);
+            self.rest = &self.rest[frame_bytes..];
+            self.frames_ahead += 1;
+        }
+    }
+
+    /// Execution passed one frame; `after` is the stream that follows it.
+    #[inline]
+    fn on_executed(&mut self, after: &'a [u8]) {
+        if self.frames_ahead == 0 {
+            self.rest = after;
+        } else {
+            self.frames_ahead -= 1;
+        }
+    }
 }
 
 /// Drops already-sent bytes from the front, so `output.len()` is the pending

@@ -151,6 +151,24 @@ fn two_args(core: &[u8]) -> Option<(&[u8], &[u8], usize)> {
 }
 
 impl<'a> Request<'a> {
+    /// The key the request reads or writes, if it names one.
+    #[inline]
+    pub fn key(&self) -> Option<&'a [u8]> {
+        match *self {
+            Request::Set { key, .. }
+            | Request::Get { key }
+            | Request::Incr { key }
+            | Request::IncrBy { key, .. }
+            | Request::Decr { key }
+            | Request::DecrBy { key, .. }
+            | Request::Del { key }
+            | Request::Expire { key, .. }
+            | Request::Ttl { key }
+            | Request::Persist { key } => Some(key),
+            Request::Ping { .. } | Request::Info | Request::Keys => None,
+        }
+    }
+
     /// Decodes one frame core. Trailing bytes after the last argument are
     /// ignored, except for KEYS, which must be exactly its id byte.
     pub fn parse(core: &'a [u8]) -> Result<Request<'a>, Invalid> {

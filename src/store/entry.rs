@@ -152,12 +152,6 @@ impl<'a> EntryView<'a> {
         Some(Millis::from_le_bytes(*deadline))
     }
 
-    /// The entry as the commands see it.
-    #[inline]
-    pub(super) fn to_entry(self) -> super::Entry<'a> {
-        super::Entry { value: self.value(), is_integer: self.is_integer(), deadline: self.deadline() }
-    }
-
     #[inline]
     pub(super) fn is_expired(self, now: Millis) -> bool {
         self.deadline().is_some_and(|deadline| deadline <= now)

@@ -56,6 +56,35 @@ pub(super) struct Hit {
     pub(super) view: DetachedEntry,
 }
 
+/// Asks the CPU to start loading the cache line at `address` (a hint).
+#[inline(always)]
+fn prefetch_line<T>(address: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: whatever the address, it cannot fault
+    // and changes nothing the program can observe except timing.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+/// The slot of `group` (at index `group_at`) holding `key`, whose tag is
+/// `tag`. A false tag match costs one entry read.
+#[inline(always)]
+fn find_in_group(group: &Group, group_at: usize, tag: u8, key: &[u8], arena: &Arena) -> Option<Hit> {
+    for slot in group.match_tag(tag) {
+        let entry = group.entry_refs[slot];
+        let view = EntryView::new(arena.bytes_from(entry));
+        if view.key() == key {
+            let has_deadline = group.deadline_mask & (1 << slot) != 0;
+            let at = SlotAt { group: group_at, slot };
+            return Some(Hit { at, entry, has_deadline, view: view.detach() });
+        }
+    }
+    None
+}
+
 pub(super) struct Table {
     memory: GroupMemory,
     pub(super) hasher: KeyHasher,
@@ -117,29 +146,57 @@ impl Table {
         self.groups()[at.group].entry_refs[at.slot]
     }
 
-    /// Where `key` (with this table's `hash`) is stored, if it is. Inlined:
-    /// it is most of a lookup, and a call's register spills would cost more
-    /// than the code it saves.
+    /// Starts loading the home group of a key with `hash`.
+    #[inline]
+    pub(super) fn prefetch_index(&self, hash: u32) {
+        prefetch_line(&self.groups()[self.home(hash)]);
+    }
+
+    /// Starts loading the entry in the first slot of the home group whose
+    /// tag matches `hash`'s: the key's own entry, unless a false match
+    /// comes first (about 3% of the time at full load).
+    #[inline]
+    pub(super) fn prefetch_entry(&self, hash: u32, arena: &Arena) {
+        let group = &self.groups()[self.home(hash)];
+        if let Some(slot) = group.match_tag(tag_of(hash)).lowest() {
+            prefetch_line(arena.bytes_from(group.entry_refs[slot]).as_ptr());
+        }
+    }
+
+    /// Where `key` (with this table's `hash`) is stored, if it is.
+    ///
+    /// Inlined, and only the home group: that is where a key is found, or
+    /// found missing, all but a few percent of the time. Walking on is out of
+    /// line ([`Table::find_past_home`]), so the probe loop's setup and its
+    /// registers stay off the hot path; independent lookups overlap in the
+    /// CPU only as far as their instructions fit its reorder window.
     #[inline(always)]
     pub(super) fn find(&self, hash: u32, key: &[u8], arena: &Arena) -> Option<Hit> {
+        let group_at = self.home(hash);
+        let group = &self.groups()[group_at];
+        if let Some(hit) = find_in_group(group, group_at, tag_of(hash), key, arena) {
+            return Some(hit);
+        }
+        if group.overflow_count == 0 {
+            return None;
+        }
+        self.find_past_home(group_at, hash, key, arena)
+    }
+
+    /// [`Table::find`] beyond the home group.
+    #[inline(never)]
+    fn find_past_home(&self, home: usize, hash: u32, key: &[u8], arena: &Arena) -> Option<Hit> {
         let groups = self.groups();
-        let tag = tag_of(hash);
-        let mut group_at = self.home(hash);
-        for _ in 0..groups.len() {
+        let mut group_at = home;
+        for _ in 1..groups.len() {
+            group_at = self.next_group(group_at, hash);
             let group = &groups[group_at];
-            for slot in group.match_tag(tag) {
-                let entry = group.entry_refs[slot];
-                let view = EntryView::new(arena.bytes_from(entry));
-                if view.key() == key {
-                    let has_deadline = group.deadline_mask & (1 << slot) != 0;
-                    let at = SlotAt { group: group_at, slot };
-                    return Some(Hit { at, entry, has_deadline, view: view.detach() });
-                }
+            if let Some(hit) = find_in_group(group, group_at, tag_of(hash), key, arena) {
+                return Some(hit);
             }
             if group.overflow_count == 0 {
                 return None;
             }
-            group_at = self.next_group(group_at, hash);
         }
         None
     }

@@ -94,7 +94,7 @@ impl Store {
 fn set_get_delete() {
     let mut store = Store::new();
     store.set(b"k", b"v", false, None);
-    assert_eq!(store.get(b"k", 0).map(|e| e.value), Some(&b"v"[..]));
+    assert_eq!(store.get(b"k", 0).map(|e| e.value()), Some(&b"v"[..]));
     assert!(store.delete(b"k"));
     assert!(!store.delete(b"k"));
     assert_eq!(store.get(b"k", 0), None);
@@ -163,7 +163,7 @@ fn integer_values_grow_in_place() {
     store.set(b"counter", b"-9223372036854775808", true, Some(1_000));
     let Ok(after) = store.find(b"counter") else { panic!("counter missing") };
     assert_eq!(after.entry, block);
-    assert_eq!(store.get(b"counter", 0).map(|e| e.value), Some(&b"-9223372036854775808"[..]));
+    assert_eq!(store.get(b"counter", 0).map(|e| e.value()), Some(&b"-9223372036854775808"[..]));
 }
 
 #[test]
@@ -173,9 +173,9 @@ fn a_deadline_that_does_not_fit_moves_the_entry_and_keeps_it_whole() {
     let value = [7u8; 32];
     store.set(b"kk", &value, false, None);
     assert!(store.set_deadline(b"kk", Some(50), 0));
-    assert_eq!(store.get(b"kk", 0), Some(Entry { value: &value, is_integer: false, deadline: Some(50) }));
+    assert_eq!(fields(store.get(b"kk", 0)), Some((&value[..], false, Some(50))));
     assert!(store.set_deadline(b"kk", None, 0));
-    assert_eq!(store.get(b"kk", 0), Some(Entry { value: &value, is_integer: false, deadline: None }));
+    assert_eq!(fields(store.get(b"kk", 0)), Some((&value[..], false, None)));
     store.check_invariants();
 }
 
@@ -191,8 +191,8 @@ fn persist_moving_an_integer_entry_to_a_smaller_block_spares_its_neighbour() {
     store.set(b"k2", b"-1534681617920237414", true, None);
     assert!(store.set_deadline(b"", Some(1_538), 0));
     assert!(store.set_deadline(b"k9", None, 0));
-    assert_eq!(store.get(b"k2", 0).map(|e| e.value), Some(&b"-1534681617920237414"[..]));
-    assert_eq!(store.get(b"k9", 0), Some(Entry { value: b"0", is_integer: true, deadline: None }));
+    assert_eq!(store.get(b"k2", 0).map(Entry::value), Some(&b"-1534681617920237414"[..]));
+    assert_eq!(fields(store.get(b"k9", 0)), Some((&b"0"[..], true, None)));
     store.check_invariants();
 }
 
@@ -248,7 +248,7 @@ fn growth_drains_incrementally_and_keeps_every_key() {
     }
     assert_eq!(drains_seen, growths_expected);
     for i in 0..count {
-        assert_eq!(store.get(format!("key:{i}").as_bytes(), 0).map(|e| e.value), Some(&i.to_le_bytes()[..]));
+        assert_eq!(store.get(format!("key:{i}").as_bytes(), 0).map(|e| e.value()), Some(&i.to_le_bytes()[..]));
     }
     assert_eq!(store.len(), count as usize);
     assert!(!store.shape().keyed_hash);
@@ -384,11 +384,16 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An entry's value, integer tag and deadline.
+fn fields(entry: Option<Entry<'_>>) -> Option<(&[u8], bool, Option<Millis>)> {
+    entry.map(|entry| (entry.value(), entry.is_integer(), entry.deadline()))
+}
+
 fn store_entry(entry: Option<Entry<'_>>) -> Option<ModelEntry> {
     entry.map(|entry| ModelEntry {
-        value: entry.value.to_vec(),
-        is_integer: entry.is_integer,
-        deadline: entry.deadline,
+        value: entry.value().to_vec(),
+        is_integer: entry.is_integer(),
+        deadline: entry.deadline(),
     })
 }
 

@@ -91,7 +91,7 @@ impl Harness {
     }
 
     fn get(&mut self, key: &[u8]) -> Option<(Vec<u8>, bool, Option<Millis>)> {
-        let stored = self.store.get(key, self.now).map(|e| (e.value.to_vec(), e.is_integer, e.deadline));
+        let stored = self.store.get(key, self.now).map(|e| (e.value().to_vec(), e.is_integer(), e.deadline()));
         let modelled = self.model_live(key).map(|e| (e.value.clone(), e.is_integer, e.deadline));
         assert_eq!(stored, modelled, "GET {key:?}");
         stored
