@@ -32,6 +32,10 @@
 //!   index bytes per slot at a load between 7/16 and 7/8, so 46–52 bytes
 //!   per key when no growth is under way (measured: 46.1–52.2, see
 //!   docs/performance.md).
+//! - A pipelined batch hides those misses by running [`Store::prefetch_index`]
+//!   and [`Store::prefetch_entry`] some frames ahead of itself (the
+//!   connection core does, `io::conn`): measured on 1M keys, 26 ns a hit
+//!   against 50 for a plain loop of lookups.
 //!
 //! # Growth is incremental
 //! When the keys reach 7/8 of the slots, a table twice as large becomes the
