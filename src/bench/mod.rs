@@ -31,7 +31,7 @@
 //! | `control.rs` | INFO facts and the preload |
 //! | `conn.rs` | one connection: buffers, counts, reply parsing |
 //! | `worker.rs` | the per-thread event loop, both load models |
-//! | `poll.rs` | level-triggered epoll with nanosecond timeouts |
+//! | `poll.rs` | edge-triggered epoll with nanosecond timeouts |
 //! | `clock.rs` | the shared nanosecond time base |
 //! | `latency.rs` | HdrHistogram recording and upstream-style percentiles |
 //! | `counters.rs` | perf events, `/proc` schedstat, the process CPU clock |
