@@ -61,9 +61,17 @@
 //! Measured (docs/performance.md, 50 clients): 0.14 enters per request at
 //! P=1 against epoll's 2.02 syscalls. At 116 ns a syscall that is ~5% of a
 //! 4.4 µs loopback request, most of which is TCP; io_uring's own request
-//! handling costs about as much, so P=1 is a draw. Batching pays at depth:
-//! one enter sends a whole turn's replies and wakes the peer once, not once
-//! per `write` (P=128: 0.76x epoll's server CPU).
+//! handling costs about as much, so P=1 is a draw. Nor can the load show
+//! more: the client's cost mirrors the server's (each side's send runs the
+//! peer's TCP receive inline), ~84% TCP on both, both ~95–99% busy.
+//! Direct descriptors save the file lookup and reference count per
+//! operation (0.8% of the server's samples, below this machine's noise);
+//! batched waits (6.12 min-wait) were tried and cost req/s at every depth,
+//! since a server that waits for more arrivals idles the closed-loop client.
+//!
+//! Batching pays at depth: one enter sends a whole turn's replies and wakes
+//! the peer once, not once per `write` (SET at P=128: 0.76x epoll's
+//! server CPU with the interim driver, 0.85–0.91x with `fkvs-benchmark`).
 
 mod bufring;
 mod setup;
