@@ -7,7 +7,8 @@ extra server flags: `label=DIR[:flag,flag]`, e.g.
 `uring=release:--io-backend,io_uring`. Every round runs every workload on
 every variant in turn (interleaved, so machine noise spreads evenly), with the
 server pinned to CPU 0 and the load generator (always target/release's
-fkvs-benchmark, so the client is constant) pinned to CPU 1.
+fkvs-benchmark unless --client names another, so the client is constant)
+pinned to CPU 1.
 
 Per run it records the benchmark's throughput and the server's CPU time per
 request, read from /proc/PID/task/*/schedstat (all threads) before and after
@@ -92,10 +93,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2_000_000)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--client", type=Path, default=ROOT / "target" / "release" / "fkvs-benchmark",
+                        help="the fkvs-benchmark binary driving every variant")
     parser.add_argument("variants", nargs="+")
     options = parser.parse_args()
     variants = [parse_variant(v) for v in options.variants]
-    client = ROOT / "target" / "release" / "fkvs-benchmark"
+    client = options.client
     if not client.exists():
         sys.exit(f"ab-server: no {client}: run cargo build --release first")
 

@@ -1,6 +1,7 @@
 //! io_uring-specific behaviour over real sockets: a provided-buffer ring run
-//! dry, connection churn, clients that vanish with (zero-copy) sends in the
-//! kernel, backpressure through the stash, and the fallback receive modes.
+//! dry, connection churn, direct descriptors, clients that vanish with
+//! (zero-copy) sends in the kernel, backpressure through the stash, and the
+//! fallback receive modes.
 //! The whole end-to-end suite also runs on io_uring (`common::BACKENDS`);
 //! these tests push on what only this backend has.
 
@@ -8,6 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -130,6 +132,49 @@ fn thousands_of_short_lived_connections_leave_nothing_behind() {
 }
 
 #[test]
+fn direct_descriptors_cost_no_process_descriptor_and_are_freed_by_closes_and_refusals() {
+    // RLIMIT_NOFILE 64 sizes the ring's file table to 64 slots: five rounds
+    // of 50 connections fit only if every close, refusals included, frees
+    // its slot.
+    let mut command = Command::new("sh");
+    command.arg("-c").arg("ulimit -n 64 && exec \"$0\" \"$@\"").arg(server_binary()).args([
+        "--io-backend",
+        "io_uring",
+        "--port",
+        "0",
+        "--max-clients",
+        "41",
+        "--verbose",
+    ]);
+    let mut server = Server::spawn(command);
+    server.wait_for_log("accept multishot into direct descriptors");
+    let descriptors = || std::fs::read_dir(format!("/proc/{}/fd", server.pid())).unwrap().count();
+    let mut ping = Vec::new();
+    Request::Ping { payload: b"hi" }.encode(&mut ping).unwrap();
+    let mut observer = server.client();
+    let before = descriptors();
+    for round in 0..5 {
+        let mut clients: Vec<TcpStream> = (0..50).map(|_| server.tcp()).collect();
+        let mut answered = 0;
+        for stream in &mut clients {
+            // A refused connection is closed unread: the write may fail.
+            let _ = stream.write_all(&ping);
+            let mut reply = vec![0; ping.len()];
+            if stream.read_exact(&mut reply).is_ok() {
+                assert_eq!(reply, ping);
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 40, "round {round}: max-clients 41, the observer included");
+        assert_eq!(descriptors(), before, "round {round}: a client holds a descriptor of the server's process");
+        drop(clients);
+        wait_until("every client is released", || info_field(&info(&mut observer), "connected clients") == 1);
+    }
+    let text = info(&mut observer);
+    assert_eq!(info_field(&text, "disconnected clients"), 250);
+}
+
+#[test]
 fn clients_vanishing_with_zero_copy_sends_in_flight_spare_the_others() {
     // Every flush goes out with SEND_ZC, even though loopback copies anyway.
     let mut server = uring()
@@ -240,7 +285,9 @@ fn a_slow_reader_with_tiny_buffers_keeps_every_request_in_order() {
 
 #[test]
 fn fallback_receive_modes_serve_the_same_bytes() {
-    for disabled in ["provided-buffers", "multishot-recv", "defer-taskrun", "multishot-recv,defer-taskrun,zc"] {
+    for disabled in
+        ["provided-buffers", "multishot-recv", "defer-taskrun", "direct-descriptors", "multishot-recv,defer-taskrun,zc"]
+    {
         let server = uring()
             .arg("--uring-disable")
             .arg(disabled)

@@ -180,7 +180,7 @@ impl<'w> Conn<'w> {
                 self.last_progress_ns = now_ns;
             }
             if received < space {
-                // Drained; level-triggered polling reports anything newer.
+                // Drained: the next edge reports anything newer.
                 return Ok(replies);
             }
         }

@@ -1,12 +1,20 @@
-//! A minimal level-triggered epoll for one worker thread.
+//! A minimal edge-triggered epoll for one worker thread.
 //!
 //! Raw epoll rather than mio because the open loop needs sub-millisecond
 //! waits: `epoll_pwait2` takes a `timespec` (Linux 5.11+), where
 //! `epoll_wait` (and mio on top of it) rounds to whole milliseconds. On older
 //! kernels the wait falls back to `epoll_wait`, rounding the timeout *down*
 //! (a zero timeout means the caller spins, which is still correct).
-//! Level-triggered interest keeps the loop simple: a socket with unread
-//! replies is reported again on the next wait.
+//!
+//! Edge-triggered: a socket is reported once per arrival, and the caller
+//! reads until the socket is drained (a read shorter than the space offered
+//! is taken as drained: Linux reports newer bytes with a new edge). Level
+//! triggering would put every reported socket back on the ready list and
+//! poll it again at the next wait only to find it empty, which cost the
+//! client ~2–4% of its CPU at pipeline depth 1 (perf, `ep_send_events`).
+//! Changing the interest (`EPOLL_CTL_MOD`) re-reports a socket that is
+//! ready at that moment, so no edge is lost when write interest comes and
+//! goes.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -59,7 +67,7 @@ impl Poller {
     }
 
     fn control(&self, op: libc::c_int, fd: RawFd, token: usize, interest: u32) -> io::Result<()> {
-        let mut event = libc::epoll_event { events: interest, u64: token as u64 };
+        let mut event = libc::epoll_event { events: interest | libc::EPOLLET as u32, u64: token as u64 };
         // SAFETY: `event` outlives the call; the kernel copies it.
         let rc = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) };
         if rc < 0 {
@@ -145,5 +153,21 @@ mod tests {
         assert!(poller.ready(0).flags & READABLE != 0);
         poller.remove(b.as_raw_fd()).unwrap();
         assert_eq!(poller.wait(Duration::ZERO).unwrap(), 0);
+    }
+
+    #[test]
+    fn reports_each_arrival_once_and_again_after_an_interest_change() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut poller = Poller::new(4).unwrap();
+        poller.add(b.as_raw_fd(), 1, READABLE).unwrap();
+        a.write_all(b"x").unwrap();
+        assert_eq!(poller.wait(Duration::from_secs(5)).unwrap(), 1);
+        // Still unread, but no new edge: not reported again.
+        assert_eq!(poller.wait(Duration::ZERO).unwrap(), 0);
+        a.write_all(b"y").unwrap();
+        assert_eq!(poller.wait(Duration::from_secs(5)).unwrap(), 1, "a new arrival is a new edge");
+        poller.modify(b.as_raw_fd(), 1, READABLE | WRITABLE).unwrap();
+        assert_eq!(poller.wait(Duration::from_secs(5)).unwrap(), 1, "a changed interest re-reports readiness");
+        assert!(poller.ready(0).flags & READABLE != 0);
     }
 }
