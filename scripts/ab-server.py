@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = [("SET", "set", 1), ("SET", "set", 128), ("GET", "get", 1), ("GET", "get", 128)]
+WORKLOADS = [(name, command, depth) for name, command in [("SET", "set"), ("GET", "get")] for depth in (1, 16, 128)]
 
 
 def parse_variant(spec):

@@ -309,10 +309,7 @@ impl Store {
             return found.map(|found| Entry(self.entry(found.entry)));
         };
         if hit.has_deadline {
-            let found = Found::from_hit(Side::Current, hash, hit);
-            if self.remove_if_expired(found, now) {
-                return None;
-            }
+            let found = self.live(Found::from_hit(Side::Current, hash, hit), now)?;
             return Some(Entry(self.entry(found.entry)));
         }
         // SAFETY: `hit.view` was detached by the lookup just above from
@@ -327,7 +324,7 @@ impl Store {
     #[inline(never)]
     fn find_live_in_drains(&mut self, hash: u32, key: &[u8], now: Millis) -> Option<Found> {
         let found = self.find_in_drains(hash, key)?;
-        (!(found.has_deadline && self.remove_if_expired(found, now))).then_some(found)
+        self.live(found, now)
     }
 
     /// Stores `value` under `key`, replacing any value and deadline. Does not
@@ -503,10 +500,17 @@ impl Store {
     #[inline(always)]
     fn find_live(&mut self, key: &[u8], now: Millis) -> Option<Found> {
         let found = self.find(key).ok()?;
+        self.live(found, now)
+    }
+
+    /// `found` if its key is live; lazy expiry removes it otherwise.
+    #[inline(always)]
+    fn live(&mut self, found: Found, now: Millis) -> Option<Found> {
         if found.has_deadline && self.remove_if_expired(found, now) {
-            return None;
+            None
+        } else {
+            Some(found)
         }
-        Some(found)
     }
 
     /// Lazy expiry: removes the entry at `found`, which has a deadline, if
