@@ -71,7 +71,8 @@
 //!
 //! Batching pays at depth: one enter sends a whole turn's replies and wakes
 //! the peer once, not once per `write` (SET at P=128: 0.76x epoll's
-//! server CPU with the interim driver, 0.85–0.91x with `fkvs-benchmark`).
+//! server CPU with session 1's interim driver, 0.84–0.91x with
+//! `fkvs-benchmark`).
 
 mod bufring;
 mod setup;
