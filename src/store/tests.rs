@@ -390,11 +390,7 @@ fn fields(entry: Option<Entry<'_>>) -> Option<(&[u8], bool, Option<Millis>)> {
 }
 
 fn store_entry(entry: Option<Entry<'_>>) -> Option<ModelEntry> {
-    entry.map(|entry| ModelEntry {
-        value: entry.value().to_vec(),
-        is_integer: entry.is_integer(),
-        deadline: entry.deadline(),
-    })
+    fields(entry).map(|(value, is_integer, deadline)| ModelEntry { value: value.to_vec(), is_integer, deadline })
 }
 
 /// Applies `ops` to a store and a model and checks they agree after each.
