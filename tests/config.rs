@@ -131,3 +131,24 @@ fn daemonize_reports_bind_errors_to_the_caller() {
     assert_eq!(code, 1, "Q33: a bind failure is visible, not hidden behind the fork");
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
+
+/// The store reserves 32 GiB of address space for its arena (memory is
+/// committed only where written). Under an address-space limit it must take
+/// a smaller reservation and keep working, not fail to start.
+#[test]
+fn an_address_space_limit_shrinks_the_store_reservation() {
+    let limit_kib = 1024 * 1024;
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(format!("ulimit -v {limit_kib} && exec {} --port 0", server_binary()));
+    let server = Server::spawn(command);
+    let mut client = server.client();
+    let value = vec![b'v'; 16 * 1024];
+    let keys: Vec<String> = (0..4_000).map(|i| format!("key:{i}")).collect();
+    for key in &keys {
+        let request = Request::Set { key: key.as_bytes(), value: &value, expiry_seconds: None };
+        assert_eq!(client.call(&request).unwrap(), Reply::Value(&value));
+    }
+    for key in &keys {
+        assert_eq!(client.call(&Request::Get { key: key.as_bytes() }).unwrap(), Reply::Value(&value), "{key}");
+    }
+}

@@ -118,21 +118,21 @@ fn allocations_running(engine: &mut Engine, frames: &[Vec<u8>]) -> (u64, Vec<Vec
     (allocations() - before, replies)
 }
 
+/// The canary: without it, a counter that saw nothing would pass every test
+/// below. The store itself no longer calls the allocator even to grow (its
+/// table and arena are mappings), so the canary is a reply larger than the
+/// output buffer, which must grow it.
 #[test]
-fn the_counter_sees_allocations_such_as_a_growing_table() {
+fn the_counter_sees_allocations_such_as_a_growing_reply_buffer() {
     let mut engine = engine();
-    let frames: Vec<Vec<u8>> = (0..50_000)
-        .map(|i| frame(Request::Set { key: format!("new:{i}").as_bytes(), value: b"v", expiry_seconds: None }))
-        .collect();
+    let value = vec![b'x'; 60_000];
+    run(&mut engine, &frame(Request::Set { key: b"large", value: &value, expiry_seconds: None }), &mut Vec::new());
+    let get = frame(Request::Get { key: b"large" });
     let mut out = Vec::with_capacity(1024);
     let before = allocations();
-    for frame in &frames {
-        run(&mut engine, frame, &mut out);
-    }
-    assert!(
-        allocations() > before,
-        "inserting 50 000 keys must take arena pages (table memory is mapped, not allocated)"
-    );
+    run(&mut engine, &get, &mut out);
+    assert!(out.len() > value.len(), "GET of the large value: {} reply bytes", out.len());
+    assert!(allocations() > before, "a 60 000-byte reply into a 1 024-byte buffer must grow it");
 }
 
 #[test]

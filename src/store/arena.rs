@@ -1,18 +1,32 @@
-//! Where entries live: size-classed blocks carved from 256 KiB pages.
+//! Where entries live: size-classed blocks carved from 256 KiB pages of one
+//! reserved range of address space.
 //!
 //! Each entry (key, value, deadline and tags, see [`super::entry`]) is one
 //! block. Blocks of a class are 8-byte multiples up to 512 bytes, then four
 //! classes per doubling (at most 25% rounding) up to the largest possible
 //! entry. A class takes blocks from its free list first, else from the page
-//! it is carving, else from a new page: the global allocator is called once
-//! per page, never per key. Freed blocks go on their class's free list
-//! (linked through their first four bytes); pages are kept for reuse, never
-//! returned, so `held_bytes` only grows.
+//! it is carving, else from the next page: pages are carved from the
+//! reservation in order, and its memory is committed by the OS only where
+//! written, so nothing is allocated per key, nor per page. Freed blocks go
+//! on their class's free list (linked through their first four bytes);
+//! pages are kept for reuse, never returned, so `held_bytes` only grows.
 //!
-//! A block is named by a 32-bit [`EntryRef`]: page index and offset in
-//! 8-byte units. Four bytes per slot instead of an eight-byte pointer is
-//! what keeps the index at about 5.3 bytes per slot; the price is a look-up
-//! in the page list (a few KiB, always cached) and a 32 GiB arena limit.
+//! A block is named by a 32-bit [`EntryRef`], its offset from the start of
+//! the arena in 8-byte units: four bytes per slot instead of an eight-byte
+//! pointer keeps the index at about 5.3 bytes per slot. Because the arena is
+//! one range, a reference becomes an address with a shift, a mask and an
+//! add: no page list to load and no bounds check on the lookup path. What
+//! makes that sound for *any* `u32`, not only references the arena handed
+//! out, is the reservation's shape: a power-of-two span that references are
+//! masked into, followed by [`BLOCK_BYTES_MAX`] more bytes, so from every
+//! block start [`Arena::block_start`] returns, that many bytes are mapped
+//! and initialised. The span is 32 GiB, all a reference can name, unless
+//! the OS refuses that much address space (strict overcommit, `ulimit -v`):
+//! then it halves until the OS accepts, and that is the arena's capacity.
+
+use std::ptr::NonNull;
+
+use super::os_memory;
 
 /// Names one block: `page << PAGE_UNITS_SHIFT | unit`.
 pub(super) type EntryRef = u32;
@@ -22,17 +36,11 @@ const UNIT_BYTES: usize = 8;
 
 const PAGE_UNITS_SHIFT: u32 = 15;
 
-/// Bytes of one arena page: exactly what an [`EntryRef`]'s 15-bit unit
-/// offset spans, so that every offset is provably inside its page and the
-/// compiler drops the bounds checks on the hot path. (The allocator's header
-/// then spills into one more OS page per arena page: 1.6% more resident
-/// arena, bought back many times in instructions per lookup.)
+/// Bytes of one arena page, the unit a class carves blocks from.
 pub(super) const PAGE_BYTES: usize = (1 << PAGE_UNITS_SHIFT) * UNIT_BYTES;
 
-type Page = Box<[u8; PAGE_BYTES]>;
-
-/// Pages an [`EntryRef`] can name: 2^17 pages of 256 KiB, 32 GiB.
-const PAGE_COUNT_MAX: usize = 1 << (32 - PAGE_UNITS_SHIFT);
+/// Bytes an [`EntryRef`] can name: 2^32 units of 8 bytes, 32 GiB.
+const SPAN_BYTES_MAX: usize = (1 << 32) * UNIT_BYTES;
 
 /// Classes of 8-byte steps: 8, 16, …, 512 bytes.
 const SMALL_CLASS_COUNT: usize = 64;
@@ -92,33 +100,70 @@ const CLASS_STATE_FRESH: ClassState =
     ClassState { free_head: FREE_LIST_END, carve_page: 0, carve_unit: 0, carve_unit_end: 0 };
 
 pub(super) struct Arena {
-    pages: Vec<Page>,
+    /// Start of the reservation: `span_mask + 1` bytes that references
+    /// address, then [`BLOCK_BYTES_MAX`] more.
+    base: NonNull<u8>,
+    span_mask: usize,
+    mapped_bytes: usize,
+    /// Pages carved so far, from the start of the reservation.
+    page_count: u32,
     classes: [ClassState; CLASS_COUNT],
 }
 
+// SAFETY: `Arena` owns its reservation exclusively, like a `Box<[u8]>`;
+// nothing else holds the pointer, so moving it to another thread is sound.
+unsafe impl Send for Arena {}
+
 impl Arena {
     pub(super) fn new() -> Arena {
-        Arena { pages: Vec::new(), classes: [CLASS_STATE_FRESH; CLASS_COUNT] }
+        let mut span_bytes = SPAN_BYTES_MAX;
+        let (base, mapped_bytes) = loop {
+            if let Some(reservation) = os_memory::reserve_zeroed(span_bytes + BLOCK_BYTES_MAX) {
+                break reservation;
+            }
+            if span_bytes == PAGE_BYTES {
+                // Not even one page: out of memory, as for `Box`.
+                let (base, mapped_bytes) = os_memory::allocate_zeroed(span_bytes + BLOCK_BYTES_MAX);
+                break (base, mapped_bytes);
+            }
+            span_bytes /= 2;
+        };
+        Arena {
+            base,
+            span_mask: span_bytes - 1,
+            mapped_bytes,
+            page_count: 0,
+            classes: [CLASS_STATE_FRESH; CLASS_COUNT],
+        }
     }
 
-    /// Bytes taken from the global allocator: pages and the page list.
+    /// Bytes of the pages carved so far (the rest of the reservation costs
+    /// no memory).
     pub(super) fn held_bytes(&self) -> usize {
-        self.pages.len() * PAGE_BYTES + self.pages.capacity() * std::mem::size_of::<Page>()
+        self.page_count as usize * PAGE_BYTES
     }
 
-    /// The bytes from the start of block `entry` to the end of its page;
-    /// the entry's header says how many of them it uses.
-    #[inline]
-    pub(super) fn bytes_from(&self, entry: EntryRef) -> &[u8] {
-        let (page, offset) = split(entry);
-        &self.pages[page][offset..]
+    /// Where block `entry` starts. Whatever `entry` is, the
+    /// [`BLOCK_BYTES_MAX`] bytes from there are mapped, initialised memory
+    /// of this arena, valid as long as it is: readers may build slices
+    /// inside them without a bounds check.
+    #[inline(always)]
+    pub(super) fn block_start(&self, entry: EntryRef) -> NonNull<u8> {
+        let offset = (entry as usize * UNIT_BYTES) & self.span_mask;
+        // SAFETY: `offset <= span_mask`, and the reservation holds
+        // `span_mask + 1 + BLOCK_BYTES_MAX` bytes, so the result and the
+        // `BLOCK_BYTES_MAX` bytes after it are inside it.
+        unsafe { self.base.add(offset) }
     }
 
     /// Block `entry` of class `class`.
     #[inline]
     pub(super) fn block_mut(&mut self, entry: EntryRef, class: Class) -> &mut [u8] {
-        let (page, offset) = split(entry);
-        &mut self.pages[page][offset..offset + class_bytes(class.into())]
+        let bytes = class_bytes(class.into());
+        // SAFETY: `bytes <= BLOCK_BYTES_MAX`, which `block_start` guarantees
+        // mapped and initialised; `&mut self` makes this the only reference
+        // into the arena while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.block_start(entry).as_ptr(), bytes) }
     }
 
     /// A block of class `class`, uninitialised in meaning (old bytes).
@@ -126,10 +171,9 @@ impl Arena {
         let state = &mut self.classes[usize::from(class)];
         if state.free_head != FREE_LIST_END {
             let entry = state.free_head;
-            let (page, offset) = split(entry);
             let mut next = [0u8; 4];
-            next.copy_from_slice(&self.pages[page][offset..offset + 4]);
-            state.free_head = EntryRef::from_le_bytes(next);
+            next.copy_from_slice(&self.block_mut(entry, class)[..4]);
+            self.classes[usize::from(class)].free_head = EntryRef::from_le_bytes(next);
             return entry;
         }
         let block_units = (class_bytes(class.into()) / UNIT_BYTES) as u32;
@@ -143,40 +187,42 @@ impl Arena {
     }
 
     /// Copies the first `bytes` bytes of block `from` to block `to` of
-    /// class `to_class` (distinct blocks).
+    /// class `to_class`.
     pub(super) fn copy(&mut self, from: EntryRef, to: EntryRef, to_class: Class, bytes: usize) {
         assert!(bytes <= class_bytes(to_class.into()), "copy of {bytes} bytes overflows a class {to_class} block");
-        let ((from_page, from_offset), (to_page, to_offset)) = (split(from), split(to));
-        if from_page == to_page {
-            self.pages[from_page].copy_within(from_offset..from_offset + bytes, to_offset);
-            return;
-        }
-        let (low, high) = self.pages.split_at_mut(from_page.max(to_page));
-        let (from_bytes, to_bytes) =
-            if from_page < to_page { (&low[from_page], &mut high[0]) } else { (&high[0], &mut low[to_page]) };
-        to_bytes[to_offset..to_offset + bytes].copy_from_slice(&from_bytes[from_offset..from_offset + bytes]);
+        // SAFETY: both ranges are at most `BLOCK_BYTES_MAX` bytes from a
+        // block start, so inside the reservation (`block_start`); `&mut self`
+        // excludes any other reference into it; `ptr::copy` allows overlap.
+        unsafe { std::ptr::copy(self.block_start(from).as_ptr(), self.block_start(to).as_ptr(), bytes) }
     }
 
     /// Returns block `entry` of class `class` to its class's free list.
     pub(super) fn free(&mut self, entry: EntryRef, class: Class) {
-        let state = &mut self.classes[usize::from(class)];
-        let (page, offset) = split(entry);
-        self.pages[page][offset..offset + 4].copy_from_slice(&state.free_head.to_le_bytes());
-        state.free_head = entry;
+        let free_head = self.classes[usize::from(class)].free_head;
+        self.block_mut(entry, class)[..4].copy_from_slice(&free_head.to_le_bytes());
+        self.classes[usize::from(class)].free_head = entry;
     }
 
     fn start_page(&mut self, class: Class) {
-        assert!(self.pages.len() < PAGE_COUNT_MAX, "the store's arena is full (32 GiB)");
-        let page = self.pages.len() as u32;
-        // Through a Vec so the zeroed page never sits on the stack.
-        let Ok(zeroed) = Page::try_from(vec![0u8; PAGE_BYTES].into_boxed_slice()) else {
-            unreachable!("a {PAGE_BYTES}-byte slice converts to a {PAGE_BYTES}-byte array");
-        };
-        self.pages.push(zeroed);
+        let page_count_max = (self.span_mask + 1) / PAGE_BYTES;
+        assert!(
+            (self.page_count as usize) < page_count_max,
+            "the store's arena is full ({} MiB of address space)",
+            (self.span_mask + 1) >> 20
+        );
         let state = &mut self.classes[usize::from(class)];
-        state.carve_page = page;
+        state.carve_page = self.page_count;
         state.carve_unit = 0;
         state.carve_unit_end = (PAGE_BYTES / UNIT_BYTES) as u32;
+        self.page_count += 1;
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `mapped_bytes` describe the reservation made in
+        // `new`, used by nothing else once the arena goes.
+        unsafe { os_memory::release(self.base, self.mapped_bytes) }
     }
 }
 
@@ -189,27 +235,20 @@ impl Arena {
             let mut entry = state.free_head;
             while entry != FREE_LIST_END {
                 blocks.push((entry, class as Class));
-                let (page, offset) = split(entry);
-                let mut next = [0u8; 4];
-                next.copy_from_slice(&self.pages[page][offset..offset + 4]);
+                // SAFETY: four bytes from a block start are inside the
+                // reservation (`block_start`), and `&self` excludes writers.
+                let next = unsafe { self.block_start(entry).cast::<[u8; 4]>().read() };
                 entry = EntryRef::from_le_bytes(next);
             }
         }
         blocks
     }
 
-    /// Byte range a block occupies, as (page, first byte, end byte).
-    pub(super) fn block_span(entry: EntryRef, class: Class) -> (usize, usize, usize) {
-        let (page, offset) = split(entry);
-        (page, offset, offset + class_bytes(class.into()))
+    /// Byte range a block occupies in the arena, as (first byte, end byte).
+    pub(super) fn block_span(entry: EntryRef, class: Class) -> (usize, usize) {
+        let offset = entry as usize * UNIT_BYTES;
+        (offset, offset + class_bytes(class.into()))
     }
-}
-
-#[inline]
-fn split(entry: EntryRef) -> (usize, usize) {
-    let page = (entry >> PAGE_UNITS_SHIFT) as usize;
-    let unit = (entry & ((1 << PAGE_UNITS_SHIFT) - 1)) as usize;
-    (page, unit * UNIT_BYTES)
 }
 
 #[cfg(test)]
@@ -241,7 +280,7 @@ mod tests {
         arena.free(first, class);
         assert_eq!(arena.allocate(class), first);
         assert!(arena.block_mut(second, class).iter().all(|&b| b == 0xAB));
-        assert_eq!(arena.pages.len(), 1);
+        assert_eq!(arena.page_count, 1);
     }
 
     #[test]
@@ -250,8 +289,8 @@ mod tests {
         let class = class_for(BLOCK_BYTES_MAX);
         let first = arena.allocate(class);
         let second = arena.allocate(class);
-        assert_eq!(split(first).0, 0);
-        assert_eq!(split(second).0, 1);
-        assert_eq!(arena.held_bytes(), 2 * PAGE_BYTES + arena.pages.capacity() * 8);
+        assert_eq!(first as usize * UNIT_BYTES / PAGE_BYTES, 0);
+        assert_eq!(second as usize * UNIT_BYTES / PAGE_BYTES, 1);
+        assert_eq!(arena.held_bytes(), 2 * PAGE_BYTES);
     }
 }

@@ -12,9 +12,10 @@
 //! integer-tagged value reserves room for the longest i64 text (20 bytes),
 //! so INCR and friends always rewrite in place ("9" → "10" included).
 
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::arena::{class_bytes, Class, BLOCK_BYTES_MAX};
+use super::arena::{class_bytes, Arena, Class, EntryRef, BLOCK_BYTES_MAX};
 use super::Millis;
 
 const HEADER_BYTES: usize = 6;
@@ -29,7 +30,7 @@ const INTEGER_VALUE_BYTES_RESERVED: usize = 20;
 pub(super) const KEY_BYTES_MAX: usize = u16::MAX as usize;
 pub(super) const VALUE_BYTES_MAX: usize = u16::MAX as usize;
 
-const _: () = assert!(HEADER_BYTES + KEY_BYTES_MAX + VALUE_BYTES_MAX + DEADLINE_BYTES <= BLOCK_BYTES_MAX);
+const _: () = assert!(ENTRY_BYTES_MAX <= BLOCK_BYTES_MAX);
 
 /// Bytes an entry with these contents needs.
 #[inline]
@@ -69,7 +70,7 @@ pub(super) fn write(
 pub(super) fn rewrite_value(block: &mut [u8], value: &[u8], is_integer: bool, deadline: Option<Millis>) {
     block[1] = if is_integer { FLAG_INTEGER } else { 0 };
     block[4..6].copy_from_slice(&(value.len() as u16).to_le_bytes());
-    let value_at = HEADER_BYTES + EntryView::new(block).key_len;
+    let value_at = HEADER_BYTES + Header::read(block).key_len();
     block[value_at..value_at + value.len()].copy_from_slice(value);
     write_deadline(block, deadline);
 }
@@ -77,8 +78,8 @@ pub(super) fn rewrite_value(block: &mut [u8], value: &[u8], is_integer: bool, de
 /// Sets or clears the deadline of the entry in `block`, which has room.
 #[inline]
 pub(super) fn write_deadline(block: &mut [u8], deadline: Option<Millis>) {
-    let entry = EntryView::new(block);
-    let deadline_at = HEADER_BYTES + entry.key_len + entry.value_len;
+    let header = Header::read(block);
+    let deadline_at = HEADER_BYTES + header.key_len() + header.value_len();
     match deadline {
         Some(deadline) => {
             block[1] |= FLAG_DEADLINE;
@@ -94,61 +95,120 @@ pub(super) fn set_class(block: &mut [u8], class: Class) {
     block[0] = class;
 }
 
-/// A read-only view of an entry at the start of `bytes`, its header
-/// decoded once (one bounds check for the header, one per field read).
+/// An entry's header, decoded.
 #[derive(Clone, Copy)]
-pub(super) struct EntryView<'a> {
-    /// Key, value and deadline: everything after the header.
-    body: &'a [u8],
+struct Header {
     class: Class,
     flags: u8,
-    key_len: usize,
-    value_len: usize,
+    key_len: u16,
+    value_len: u16,
 }
 
-impl<'a> EntryView<'a> {
-    #[inline]
-    pub(super) fn new(bytes: &'a [u8]) -> EntryView<'a> {
-        let Some((&[class, flags, key_low, key_high, value_low, value_high], body)) =
-            bytes.split_first_chunk::<HEADER_BYTES>()
-        else {
-            unreachable!("an arena block is at least 8 bytes");
-        };
-        EntryView {
-            body,
+impl Header {
+    #[inline(always)]
+    fn decode([class, flags, key_low, key_high, value_low, value_high]: [u8; HEADER_BYTES]) -> Header {
+        Header {
             class,
             flags,
-            key_len: usize::from(u16::from_le_bytes([key_low, key_high])),
-            value_len: usize::from(u16::from_le_bytes([value_low, value_high])),
+            key_len: u16::from_le_bytes([key_low, key_high]),
+            value_len: u16::from_le_bytes([value_low, value_high]),
         }
+    }
+
+    /// The header at the start of `block` (at least 8 bytes, a block).
+    #[inline]
+    fn read(block: &[u8]) -> Header {
+        match block.first_chunk() {
+            Some(&header) => Header::decode(header),
+            None => unreachable!("an arena block is at least 8 bytes"),
+        }
+    }
+
+    #[inline(always)]
+    fn key_len(self) -> usize {
+        usize::from(self.key_len)
+    }
+
+    #[inline(always)]
+    fn value_len(self) -> usize {
+        usize::from(self.value_len)
+    }
+}
+
+/// A read-only view of the entry in one arena block, borrowing the arena.
+///
+/// It reads the header once and builds the key and value slices without
+/// bounds checks: an entry's fields span at most [`ENTRY_BYTES_MAX`] bytes
+/// from its start (its lengths are u16), and [`Arena::block_start`]
+/// guarantees more than that is readable from any block start. A GET is
+/// short enough that the checks were a fifth of its instructions.
+#[derive(Clone, Copy)]
+pub(super) struct EntryView<'a> {
+    start: NonNull<u8>,
+    header: Header,
+    arena: PhantomData<&'a Arena>,
+}
+
+/// The most bytes an entry spans: header, longest key and value, deadline.
+const ENTRY_BYTES_MAX: usize = HEADER_BYTES + KEY_BYTES_MAX + VALUE_BYTES_MAX + DEADLINE_BYTES;
+
+impl<'a> EntryView<'a> {
+    /// The entry in block `entry` of `arena`.
+    #[inline(always)]
+    pub(super) fn at(arena: &'a Arena, entry: EntryRef) -> EntryView<'a> {
+        let start = arena.block_start(entry);
+        // SAFETY: `block_start` guarantees `BLOCK_BYTES_MAX` (at least
+        // `HEADER_BYTES`) initialised bytes from `start`; any bytes are a
+        // valid `[u8; N]`, and the read is unaligned-safe for a byte array.
+        let header = Header::decode(unsafe { start.cast::<[u8; HEADER_BYTES]>().read() });
+        EntryView { start, header, arena: PhantomData }
+    }
+
+    /// `len` bytes of the entry from byte `from`; both are sums of the
+    /// header's lengths, so `from + len <= ENTRY_BYTES_MAX`.
+    #[inline(always)]
+    fn bytes(self, from: usize, len: usize) -> &'a [u8] {
+        debug_assert!(from + len <= ENTRY_BYTES_MAX);
+        // SAFETY: `from + len <= ENTRY_BYTES_MAX <= BLOCK_BYTES_MAX`, which
+        // `Arena::block_start` guarantees mapped and initialised from
+        // `start`, for as long as the arena borrowed for `'a` lives; that
+        // borrow also excludes any `&mut` into the arena meanwhile.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr().add(from), len) }
     }
 
     #[inline]
     pub(super) fn class(self) -> Class {
-        self.class
+        self.header.class
     }
 
     #[inline]
     pub(super) fn is_integer(self) -> bool {
-        self.flags & FLAG_INTEGER != 0
+        self.header.flags & FLAG_INTEGER != 0
+    }
+
+    /// Whether the entry carries a deadline (without reading it).
+    #[inline]
+    pub(super) fn has_deadline(self) -> bool {
+        self.header.flags & FLAG_DEADLINE != 0
     }
 
     #[inline]
     pub(super) fn key(self) -> &'a [u8] {
-        &self.body[..self.key_len]
+        self.bytes(HEADER_BYTES, self.header.key_len())
     }
 
     #[inline]
     pub(super) fn value(self) -> &'a [u8] {
-        &self.body[self.key_len..self.key_len + self.value_len]
+        self.bytes(HEADER_BYTES + self.header.key_len(), self.header.value_len())
     }
 
     #[inline]
     pub(super) fn deadline(self) -> Option<Millis> {
-        if self.flags & FLAG_DEADLINE == 0 {
+        if !self.has_deadline() {
             return None;
         }
-        let deadline = self.body[self.key_len + self.value_len..].first_chunk::<DEADLINE_BYTES>()?;
+        let at = HEADER_BYTES + self.header.key_len() + self.header.value_len();
+        let deadline = self.bytes(at, DEADLINE_BYTES).first_chunk::<DEADLINE_BYTES>()?;
         Some(Millis::from_le_bytes(*deadline))
     }
 
@@ -161,7 +221,7 @@ impl<'a> EntryView<'a> {
     /// is written again after it).
     #[inline]
     pub(super) fn content_bytes(self) -> usize {
-        HEADER_BYTES + self.key_len + self.value_len
+        HEADER_BYTES + self.header.key_len() + self.header.value_len()
     }
 
     /// The same view without its borrow, to carry across code that needs
@@ -169,18 +229,11 @@ impl<'a> EntryView<'a> {
     /// [`DetachedEntry::attach`]).
     #[inline]
     pub(super) fn detach(self) -> DetachedEntry {
-        DetachedEntry {
-            body: NonNull::from(self.body).cast(),
-            body_len: self.body.len(),
-            class: self.class,
-            flags: self.flags,
-            key_len: self.key_len,
-            value_len: self.value_len,
-        }
+        DetachedEntry { start: self.start, header: self.header }
     }
 }
 
-/// An [`EntryView`] with its lifetime erased.
+/// An [`EntryView`] with its borrow of the arena erased.
 ///
 /// A GET finds the entry with a shared borrow of the arena, then either
 /// returns a view of it or, if it expired, deletes it, which needs `&mut`.
@@ -190,12 +243,8 @@ impl<'a> EntryView<'a> {
 /// and re-attaching is the narrow way around that.
 #[derive(Clone, Copy)]
 pub(super) struct DetachedEntry {
-    body: NonNull<u8>,
-    body_len: usize,
-    class: Class,
-    flags: u8,
-    key_len: usize,
-    value_len: usize,
+    start: NonNull<u8>,
+    header: Header,
 }
 
 impl DetachedEntry {
@@ -206,16 +255,9 @@ impl DetachedEntry {
     /// arena (or of the store owning it).
     #[inline]
     pub(super) unsafe fn attach<'a>(self) -> EntryView<'a> {
-        EntryView {
-            // SAFETY: `body` and `body_len` come from a `&[u8]` into arena
-            // memory that, per this function's contract, is still alive and
-            // unmodified, and no `&mut` to it exists while `'a` lasts.
-            body: unsafe { std::slice::from_raw_parts(self.body.as_ptr(), self.body_len) },
-            class: self.class,
-            flags: self.flags,
-            key_len: self.key_len,
-            value_len: self.value_len,
-        }
+        // The view's reads rely on `start` being a block start of a live
+        // arena with no writer, which the contract provides.
+        EntryView { start: self.start, header: self.header, arena: PhantomData }
     }
 }
 
@@ -226,20 +268,37 @@ mod tests {
 
     #[test]
     fn an_entry_reads_back_what_was_written() {
-        let mut block = [0u8; 64];
+        let mut arena = Arena::new();
         let class = class_for(bytes_needed(3, 5, false, true));
-        write(&mut block, class, b"key", b"value", false, Some(77));
-        let entry = EntryView::new(&block);
+        let block = arena.allocate(class);
+        write(arena.block_mut(block, class), class, b"key", b"value", false, Some(77));
+        let entry = EntryView::at(&arena, block);
         assert_eq!((entry.key(), entry.value(), entry.is_integer()), (&b"key"[..], &b"value"[..], false));
-        assert_eq!((entry.deadline(), entry.class()), (Some(77), class));
+        assert_eq!((entry.deadline(), entry.class(), entry.has_deadline()), (Some(77), class, true));
         assert!(!entry.is_expired(76) && entry.is_expired(77));
 
-        rewrite_value(&mut block, b"-12", true, None);
-        let entry = EntryView::new(&block);
+        rewrite_value(arena.block_mut(block, class), b"-12", true, None);
+        let entry = EntryView::at(&arena, block);
         assert_eq!(
             (entry.key(), entry.value(), entry.is_integer(), entry.deadline()),
             (&b"key"[..], &b"-12"[..], true, None)
         );
+    }
+
+    /// The view trusts the header's lengths; the arena's guard is what makes
+    /// that sound for any reference and any header. The largest entry at
+    /// the last reference reads to the end of the guard (Miri checks every
+    /// byte of it; natively, a short guard would fault).
+    #[test]
+    fn the_largest_entry_at_the_last_reference_stays_in_the_arena() {
+        let mut arena = Arena::new();
+        let last = EntryRef::MAX;
+        let block = arena.block_mut(last, class_for(BLOCK_BYTES_MAX));
+        block[..HEADER_BYTES].copy_from_slice(&[0, FLAG_DEADLINE, 0xff, 0xff, 0xff, 0xff]);
+        let entry = EntryView::at(&arena, last);
+        assert_eq!((entry.key().len(), entry.value().len()), (KEY_BYTES_MAX, VALUE_BYTES_MAX));
+        assert_eq!(entry.deadline(), Some(0));
+        assert_eq!(entry.content_bytes() + DEADLINE_BYTES, ENTRY_BYTES_MAX);
     }
 
     #[test]

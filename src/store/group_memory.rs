@@ -14,6 +14,7 @@
 use std::ptr::NonNull;
 
 use super::group::Group;
+use super::os_memory as os;
 
 /// Bytes of a retired table given back per [`RetiredMemory::release_step`]
 /// (about 20 µs of `munmap` for resident pages).
@@ -102,104 +103,6 @@ impl Drop for RetiredMemory {
             // SAFETY: what is still held of the allocation, freed once.
             unsafe { os::release(self.base, self.held_bytes) }
         }
-    }
-}
-
-#[cfg(all(unix, not(miri)))]
-mod os {
-    use std::alloc::{handle_alloc_error, Layout};
-    use std::ptr::NonNull;
-
-    fn page_bytes() -> usize {
-        // SAFETY: sysconf has no preconditions.
-        let bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(bytes).ok().filter(|&bytes| bytes.is_power_of_two()).unwrap_or(4096)
-    }
-
-    /// A private anonymous mapping of at least `bytes`: page-aligned (so
-    /// 64-byte aligned) and reading as zero. Returns it with its length.
-    pub(super) fn allocate_zeroed(bytes: usize) -> (NonNull<u8>, usize) {
-        let held_bytes = bytes.next_multiple_of(page_bytes());
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                held_bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        match NonNull::new(base.cast::<u8>()).filter(|_| base != libc::MAP_FAILED) {
-            Some(base) => (base, held_bytes),
-            None => handle_alloc_error(Layout::from_size_align(held_bytes, 64).unwrap_or(Layout::new::<u8>())),
-        }
-    }
-
-    /// # Safety
-    /// `base..base + held_bytes` must be a mapping (or the head of one) made
-    /// by `allocate_zeroed` and no longer used.
-    pub(super) unsafe fn release(base: NonNull<u8>, held_bytes: usize) {
-        // SAFETY: per the contract. munmap only fails for invalid ranges,
-        // which the contract excludes; there is nothing to do about it here.
-        unsafe { libc::munmap(base.as_ptr().cast(), held_bytes) };
-    }
-
-    /// Unmaps the last `bytes_max` (rounded down to pages, at least one
-    /// page) of the held range and returns how many bytes remain held.
-    ///
-    /// # Safety
-    /// As for `release`.
-    pub(super) unsafe fn release_tail(base: NonNull<u8>, held_bytes: usize, bytes_max: usize) -> usize {
-        let page_bytes = page_bytes();
-        let release_bytes = (bytes_max / page_bytes).max(1) * page_bytes;
-        let kept_bytes = held_bytes.saturating_sub(release_bytes);
-        // SAFETY: `kept_bytes` is a multiple of the page size (both operands
-        // are), so the tail starts on a page boundary inside the mapping.
-        unsafe { release(base.add(kept_bytes), held_bytes - kept_bytes) };
-        kept_bytes
-    }
-}
-
-#[cfg(not(all(unix, not(miri))))]
-mod os {
-    use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
-    use std::ptr::NonNull;
-
-    fn layout(bytes: usize) -> Layout {
-        match Layout::from_size_align(bytes, 64) {
-            Ok(layout) => layout,
-            Err(_) => handle_alloc_error(Layout::new::<u8>()),
-        }
-    }
-
-    pub(super) fn allocate_zeroed(bytes: usize) -> (NonNull<u8>, usize) {
-        let layout = layout(bytes);
-        // SAFETY: `layout` has a non-zero size (a table has at least one
-        // group).
-        match NonNull::new(unsafe { alloc_zeroed(layout) }) {
-            Some(base) => (base, bytes),
-            None => handle_alloc_error(layout),
-        }
-    }
-
-    /// # Safety
-    /// `base` and `held_bytes` must be an allocation from `allocate_zeroed`,
-    /// whole and no longer used.
-    pub(super) unsafe fn release(base: NonNull<u8>, held_bytes: usize) {
-        // SAFETY: per the contract, with the layout it was allocated with.
-        unsafe { dealloc(base.as_ptr(), layout(held_bytes)) }
-    }
-
-    /// The global allocator cannot free part of a block: frees it all.
-    ///
-    /// # Safety
-    /// As for `release`.
-    pub(super) unsafe fn release_tail(base: NonNull<u8>, held_bytes: usize, _bytes_max: usize) -> usize {
-        // SAFETY: per the contract.
-        unsafe { release(base, held_bytes) };
-        0
     }
 }
 

@@ -8,22 +8,23 @@
 //!
 //! # Layout
 //! - **Index** ([`table`], [`group`]): open addressing over 64-byte groups,
-//!   each one cache line with twelve 7-bit tags (matched with one SSE2
+//!   each one cache line with twelve 8-bit tags (matched with one SSE2
 //!   compare), two counters and twelve 32-bit entry references. Overflow
 //!   counters instead of tombstones: deleting always empties the slot.
 //! - **Entries** ([`entry`], [`arena`]): key, value, integer tag and deadline
-//!   in one block from the store's own size-classed pages; the global
-//!   allocator is called once per 256 KiB page, never per key.
+//!   in one block from the store's own size-classed pages, carved from one
+//!   reserved address range ([`os_memory`]): the global allocator is never
+//!   called, and a 32-bit reference becomes an address without a lookup or
+//!   a bounds check.
 //! - **Hash** ([`hash`]): CRC32C on the SSE4.2 instruction, 8 bytes a step.
 //!
 //! # Cost per operation (back of the envelope, table larger than the caches)
 //! - GET hit: hash (~1.5 ns, no memory), **one miss** for the home group,
-//!   the page list (a few KiB, in L1), **one miss** for the entry (a 40-byte
-//!   block straddles two lines half the time, the second usually arrives
-//!   with the first). About two DRAM misses; `hashbrown` with boxed keys and
+//!   **one miss** for the entry (a 40-byte block straddles two lines a
+//!   quarter of the time, and the second usually arrives with the first). About two DRAM misses; `hashbrown` with boxed keys and
 //!   values takes three (control bytes, bucket, key box) plus the value box.
 //! - GET miss: one miss for the home group; a tag false-positive reads an
-//!   entry with probability ~12·load/128 per group (~8% at full load).
+//!   entry with probability ~12·load/255 per group (~4% at full load).
 //! - SET of a new key: the lookup (one miss per table), a block carved from
 //!   the class's current page (sequential, cached), the insertion into a
 //!   group already in cache; amortised growth moves each key once per
@@ -34,8 +35,8 @@
 //!   docs/performance.md).
 //! - A pipelined batch hides those misses by running [`Store::prefetch_index`]
 //!   and [`Store::prefetch_entry`] some frames ahead of itself (the
-//!   connection core does, `io::conn`): measured on 1M keys, 26 ns a hit
-//!   against 50 for a plain loop of lookups.
+//!   connection core does, `io::conn`): measured on 1M keys, 27 ns a hit
+//!   against 55 for a plain loop of lookups.
 //!
 //! # Growth is incremental
 //! When the keys reach 7/8 of the slots, a table twice as large becomes the
@@ -79,6 +80,7 @@ mod entry;
 mod group;
 mod group_memory;
 mod hash;
+mod os_memory;
 mod table;
 
 #[cfg(test)]
@@ -301,7 +303,7 @@ impl Store {
 
     /// The live entry for `key`; an expired entry is deleted first (lazy
     /// expiry) and reported missing.
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Entry<'_>> {
         let hash = self.table.hash(key);
         let Some(hit) = self.table.find(hash, key, &self.arena) else {
@@ -390,7 +392,7 @@ impl Store {
                     let at = SlotAt { group, slot };
                     let table = self.table_of(side);
                     let entry_ref = table.entry_ref(at);
-                    let entry = EntryView::new(self.arena.bytes_from(entry_ref));
+                    let entry = EntryView::at(&self.arena, entry_ref);
                     if entry.is_expired(now) {
                         let hash = table.hash(entry.key());
                         self.remove(Found::new(side, hash, at, entry_ref, true));
@@ -429,7 +431,7 @@ impl Store {
             for slot in group::SlotMask(candidates) {
                 let at = SlotAt { group, slot };
                 let entry_ref = self.table.entry_ref(at);
-                let entry = EntryView::new(self.arena.bytes_from(entry_ref));
+                let entry = EntryView::at(&self.arena, entry_ref);
                 if entry.is_expired(now) {
                     let hash = self.table.hash(entry.key());
                     self.remove(Found::new(Side::Current, hash, at, entry_ref, true));
@@ -466,7 +468,7 @@ impl Store {
 
     #[inline]
     fn entry(&self, entry: EntryRef) -> EntryView<'_> {
-        EntryView::new(self.arena.bytes_from(entry))
+        EntryView::at(&self.arena, entry)
     }
 
     /// Where `key` is, or its hash in the current table if it is nowhere.
@@ -621,7 +623,7 @@ impl Store {
         for group in drain.next_group..end {
             for slot in drain.table.groups()[group].match_full() {
                 let (entry_ref, has_deadline) = drain.table.take(SlotAt { group, slot });
-                let hash = self.table.hash(EntryView::new(self.arena.bytes_from(entry_ref)).key());
+                let hash = self.table.hash(EntryView::at(&self.arena, entry_ref).key());
                 groups_passed_max = groups_passed_max.max(self.table.insert(hash, entry_ref, has_deadline));
             }
         }

@@ -2,10 +2,10 @@
 //! blocks, with its own hash function.
 //!
 //! The group count is a power of two. A key's home group is the top bits of
-//! its hash times [`HOME_MIX`], its tag the 7 low bits of the hash, and its
-//! probe stride `2 × tag + 1` groups (double hashing, as F14 does; odd, so a
-//! probe visits every group). Keys that share a home but not a tag part ways
-//! after one group. Simulated at 7/8 load on 2^21 groups with random keys,
+//! its hash times [`HOME_MIX`], its tag the 8 low bits of the hash
+//! ([`tag_of`]), and its probe stride `2 × (7 low bits) + 1` groups (double
+//! hashing, as F14 does; odd, so a probe visits every group). Keys that
+//! share a home but not those bits part ways after one group. Simulated at 7/8 load on 2^21 groups with random keys,
 //! the longest insertion passed 19 full groups, against 60 with linear
 //! probing, and each further group was about half as likely as the one
 //! before.
@@ -18,7 +18,7 @@
 //! set tried). It is a bijection, so it neither adds nor removes collisions.
 //!
 //! A lookup compares the tag against all twelve slots of a group at once,
-//! reads the entry only for matching tags (a false match costs 12/128 entry
+//! reads the entry only for matching tags (a false match costs 12/255 entry
 //! reads per group at full load), and stops at the first group whose
 //! overflow counter is zero. An insertion takes the first empty slot from
 //! home on, counting itself in the overflow counter of every full group it
@@ -45,9 +45,9 @@ pub(super) struct SlotAt {
     pub(super) slot: usize,
 }
 
-/// What a lookup found: where, the entry's block, whether the group marks
-/// it as having a deadline (so a reader without one skips the entry's
-/// deadline field), and the entry as decoded while comparing keys.
+/// What a lookup found: where, the entry's block, whether it has a
+/// deadline (so a reader without one skips the entry's deadline field),
+/// and the entry as decoded while comparing keys.
 #[derive(Clone, Copy)]
 pub(super) struct Hit {
     pub(super) at: SlotAt,
@@ -75,11 +75,10 @@ fn prefetch_line<T>(address: *const T) {
 fn find_in_group(group: &Group, group_at: usize, tag: u8, key: &[u8], arena: &Arena) -> Option<Hit> {
     for slot in group.match_tag(tag) {
         let entry = group.entry_refs[slot];
-        let view = EntryView::new(arena.bytes_from(entry));
+        let view = EntryView::at(arena, entry);
         if view.key() == key {
-            let has_deadline = group.deadline_mask & (1 << slot) != 0;
             let at = SlotAt { group: group_at, slot };
-            return Some(Hit { at, entry, has_deadline, view: view.detach() });
+            return Some(Hit { at, entry, has_deadline: view.has_deadline(), view: view.detach() });
         }
     }
     None
@@ -87,6 +86,8 @@ fn find_in_group(group: &Group, group_at: usize, tag: u8, key: &[u8], arena: &Ar
 
 pub(super) struct Table {
     memory: GroupMemory,
+    /// `32 - log2(group count)`: a home is the top bits of a mixed hash.
+    home_shift: u32,
     pub(super) hasher: KeyHasher,
     /// Full slots.
     pub(super) len: usize,
@@ -94,8 +95,9 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn new(group_count: usize, hasher: KeyHasher) -> Table {
-        assert!(group_count.is_power_of_two() && group_count >= 8, "group count {group_count}");
-        Table { memory: GroupMemory::zeroed(group_count), hasher, len: 0 }
+        assert!(group_count.is_power_of_two() && (8..=1 << 32).contains(&group_count), "group count {group_count}");
+        let home_shift = 32 - group_count.trailing_zeros();
+        Table { memory: GroupMemory::zeroed(group_count), home_shift, hasher, len: 0 }
     }
 
     #[inline]
@@ -132,13 +134,13 @@ impl Table {
 
     #[inline]
     pub(super) fn home(&self, hash: u32) -> usize {
-        ((u64::from(hash.wrapping_mul(HOME_MIX)) * self.group_count() as u64) >> 32) as usize
+        (hash.wrapping_mul(HOME_MIX) >> self.home_shift) as usize
     }
 
     /// The group after `group` on the probe path of a key with `hash`.
     #[inline]
     pub(super) fn next_group(&self, group: usize, hash: u32) -> usize {
-        (group + 2 * usize::from(tag_of(hash) & 0x7f) + 1) & (self.group_count() - 1)
+        (group + 2 * (hash as usize & 0x7f) + 1) & (self.group_count() - 1)
     }
 
     #[inline]
@@ -146,10 +148,20 @@ impl Table {
         self.groups()[at.group].entry_refs[at.slot]
     }
 
+    /// The home group of a key with `hash`, and its index.
+    #[inline(always)]
+    fn home_group(&self, hash: u32) -> (usize, &Group) {
+        let home = self.home(hash);
+        debug_assert!(home < self.group_count());
+        // SAFETY: `home` is a `u32` shifted right by `32 - log2(group_count)`,
+        // so less than `group_count`.
+        (home, unsafe { self.groups().get_unchecked(home) })
+    }
+
     /// Starts loading the home group of a key with `hash`.
     #[inline]
     pub(super) fn prefetch_index(&self, hash: u32) {
-        prefetch_line(&self.groups()[self.home(hash)]);
+        prefetch_line(self.home_group(hash).1);
     }
 
     /// Starts loading the entry in the first slot of the home group whose
@@ -157,9 +169,9 @@ impl Table {
     /// comes first (about 3% of the time at full load).
     #[inline]
     pub(super) fn prefetch_entry(&self, hash: u32, arena: &Arena) {
-        let group = &self.groups()[self.home(hash)];
+        let (_, group) = self.home_group(hash);
         if let Some(slot) = group.match_tag(tag_of(hash)).lowest() {
-            prefetch_line(arena.bytes_from(group.entry_refs[slot]).as_ptr());
+            prefetch_line(arena.block_start(group.entry_refs[slot]).as_ptr());
         }
     }
 
@@ -172,8 +184,7 @@ impl Table {
     /// CPU only as far as their instructions fit its reorder window.
     #[inline(always)]
     pub(super) fn find(&self, hash: u32, key: &[u8], arena: &Arena) -> Option<Hit> {
-        let group_at = self.home(hash);
-        let group = &self.groups()[group_at];
+        let (group_at, group) = self.home_group(hash);
         if let Some(hit) = find_in_group(group, group_at, tag_of(hash), key, arena) {
             return Some(hit);
         }
