@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = [(name, command, depth) for name, command in [("SET", "set"), ("GET", "get")] for depth in (1, 16, 128)]
+COMMANDS = [("SET", "set"), ("GET", "get")]
 
 
 def parse_variant(spec):
@@ -69,13 +69,13 @@ def start_server(server, flags):
     sys.exit(f"ab-server: {server} {flags} did not start")
 
 
-def run_once(server, flags, command, depth, requests, connections, client):
+def run_once(server, flags, command, depth, requests, connections, client, keyspace):
     proc, port = start_server(server, flags)
     try:
         args = ["taskset", "-c", "1", str(client), "-p", str(port), "-c", str(connections),
                 "-n", str(requests), "-P", str(depth), "-t", command]
         if command == "get":
-            args += ["--keyspace", "1000"]
+            args += ["--keyspace", str(keyspace)]
         before = server_cpu_ns(proc.pid)
         out = subprocess.run(args, capture_output=True, text=True, check=False)
         after = server_cpu_ns(proc.pid)
@@ -95,8 +95,15 @@ def main():
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--client", type=Path, default=ROOT / "target" / "release" / "fkvs-benchmark",
                         help="the fkvs-benchmark binary driving every variant")
+    parser.add_argument("--commands", default="SET,GET", help="which of SET and GET to run")
+    parser.add_argument("--depths", default="1,16,128", help="pipeline depths to run")
+    parser.add_argument("--keyspace", type=int, default=1000,
+                        help="keys GET reads (preloaded; 1000000 exercises a store larger than the caches)")
     parser.add_argument("variants", nargs="+")
     options = parser.parse_args()
+    commands = options.commands.split(",")
+    workloads = [(name, command, int(depth)) for name, command in COMMANDS if name in commands
+                 for depth in options.depths.split(",")]
     variants = [parse_variant(v) for v in options.variants]
     client = options.client
     if not client.exists():
@@ -104,9 +111,10 @@ def main():
 
     results = {}  # (workload, label) -> [(req/s, ns/req)]
     for round_index in range(options.rounds):
-        for name, command, depth in WORKLOADS:
+        for name, command, depth in workloads:
             for label, server, flags in variants:
-                rate, ns = run_once(server, flags, command, depth, options.requests, options.connections, client)
+                rate, ns = run_once(server, flags, command, depth, options.requests, options.connections, client,
+                                    options.keyspace)
                 results.setdefault((name, depth, label), []).append((rate, ns))
                 print(f"round {round_index + 1}: {name} P={depth} {label}: {rate:,.0f} req/s, "
                       f"{ns:.0f} srv ns/req", file=sys.stderr)
@@ -116,7 +124,7 @@ def main():
           f"{options.connections} connections; server on CPU 0, load on CPU 1; medians.\n")
     print("| workload | variant | req/s | srv ns/req | req/s ratio | ns/req ratio |")
     print("|---|---|---|---|---|---|")
-    for name, _, depth in WORKLOADS:
+    for name, _, depth in workloads:
         base_rate = statistics.median(r for r, _ in results[(name, depth, base)])
         base_ns = statistics.median(n for _, n in results[(name, depth, base)])
         for label, _, _ in variants:
