@@ -22,46 +22,27 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Starts a server; sets $server_pid and $port (or uses the Unix socket).
-start_server() {
-  local log="$work/server.log"
-  "$bin/fkvs-server" "$@" >"$log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 500); do
-    if grep -q "Ready to accept connections" "$log"; then
-      port=$(grep -o 'tcp on [^ ]*' "$log" | sed 's/.*://' || true)
-      return 0
-    fi
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; return 1; }
-    sleep 0.02
-  done
-  echo "server did not start" >&2
-  return 1
-}
-
-stop_server() {
-  kill -TERM "$server_pid"
-  wait "$server_pid"
-}
+# shellcheck source=scripts/lib/server.sh
+source "$(dirname "$0")/../scripts/lib/server.sh"
 
 bench() { "$bin/fkvs-benchmark" -q --no-counters "$@" >/dev/null; }
-cli() { "$bin/fkvs-cli" -p "$port" "$@" >/dev/null; }
+cli() { "$bin/fkvs-cli" -p "$PORT" "$@" >/dev/null; }
 
 for backend in epoll io_uring; do
-  if ! start_server --io-backend "$backend" --port 0; then
+  if ! start_server "$work/server.log" "$bin/fkvs-server" --io-backend "$backend" --port 0; then
     echo "training: $backend backend not available here, skipped"
     continue
   fi
   echo "training: $backend backend"
   for depth in $depths; do
-    bench -p "$port" -c 50 -n "$requests" -P "$depth" -t ping
+    bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t ping
     for size in $sizes; do
-      bench -p "$port" -c 50 -n "$requests" -P "$depth" -t set -d "$size"
-      bench -p "$port" -c 50 -n "$requests" -P "$depth" -t get -d "$size" --keyspace 1000
-      bench -p "$port" -c 50 -n "$requests" -P "$depth" -t mixed --ratio 9:1 -d "$size" --keyspace 100000
+      bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t set -d "$size"
+      bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t get -d "$size" --keyspace 1000
+      bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t mixed --ratio 9:1 -d "$size" --keyspace 100000
     done
-    bench -p "$port" -c 50 -n "$requests" -P "$depth" -t set -r
-    bench -p "$port" -c 50 -n "$requests" -P "$depth" -t incr --keyspace 1000
+    bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t set -r
+    bench -p "$PORT" -c 50 -n "$requests" -P "$depth" -t incr --keyspace 1000
   done
   # Every other command, and the error paths, through the CLI.
   for line in "SET t 10 EX 100" "TTL t" "EXPIRE t 5" "PERSIST t" "INCRBY t 7" "DECRBY t 3" \
@@ -74,6 +55,6 @@ for backend in epoll io_uring; do
 done
 
 echo "training: unix socket"
-start_server --unixsocket "$work/fkvs.sock"
+start_server "$work/server.log" "$bin/fkvs-server" --unixsocket "$work/fkvs.sock"
 "$bin/fkvs-benchmark" -q --no-counters --socket "$work/fkvs.sock" -c 10 -n "$requests" -P 16 -t set >/dev/null
 stop_server

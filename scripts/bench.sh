@@ -70,27 +70,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server BACKEND: a fresh server on a free port; sets SERVER_PID, PORT.
-# Returns non-zero (after printing the server's log) if it does not start.
-start_server() {
-    : >"$WORK/server.log"
-    taskset -c "$SERVER_CPU" "$SERVER_BIN" --port 0 --io-backend "$1" >"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 200); do
-        PORT=$(sed -n 's/.*Ready to accept connections via tcp on [^ ]*:\([0-9]*\).*/\1/p' "$WORK/server.log")
-        [[ -n "$PORT" ]] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench.sh: fkvs-server --io-backend $1 did not start:" >&2; cat "$WORK/server.log" >&2
-    stop_server
-    return 1
-}
+# shellcheck source=scripts/lib/server.sh
+source "$(dirname "$0")/lib/server.sh"
 
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+# start_fkvs BACKEND: a fresh fkvs-server on a free port, pinned to SERVER_CPU.
+start_fkvs() {
+    start_server "$WORK/server.log" taskset -c "$SERVER_CPU" "$SERVER_BIN" --port 0 --io-backend "$1"
 }
 
 requests_for() { local n=$((REQUESTS * $1)); echo $((n < REQUESTS_MAX ? n : REQUESTS_MAX)); }
@@ -103,7 +88,7 @@ ROWS="$WORK/rows.md"
 : >"$ROWS"
 FAILED_RUNS=0
 for backend in $BACKENDS; do
-    if ! start_server "$backend"; then
+    if ! start_fkvs "$backend"; then
         echo "| fkvs $backend | backend not available in this build | | | | | | |" >>"$ROWS"
         FAILED_RUNS=$((FAILED_RUNS + 1))
         continue
@@ -114,7 +99,7 @@ for backend in $BACKENDS; do
         read -r -a flags <<<"${entry#*|}"
         for depth in $PIPELINES; do
             n=$(requests_for "$depth")
-            start_server "$backend" || exit 1
+            start_fkvs "$backend" || exit 1
             echo "==> $backend  $label  P=$depth  n=$n" >&2
             status=0
             taskset -c "$CLIENT_CPU" "$BENCH_BIN" -p "$PORT" -c "$CLIENTS" -n "$n" -P "$depth" "${flags[@]}" --json \
