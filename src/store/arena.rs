@@ -28,7 +28,8 @@ use std::ptr::NonNull;
 
 use super::os_memory;
 
-/// Names one block: `page << PAGE_UNITS_SHIFT | unit`.
+/// Names one block: its offset in the arena in 8-byte units, that is
+/// `page << PAGE_UNITS_SHIFT | unit within the page`.
 pub(super) type EntryRef = u32;
 
 /// Blocks are placed and sized in units of this many bytes.

@@ -164,15 +164,18 @@ impl<'a> EntryView<'a> {
         EntryView { start, header, arena: PhantomData }
     }
 
-    /// `len` bytes of the entry from byte `from`; both are sums of the
-    /// header's lengths, so `from + len <= ENTRY_BYTES_MAX`.
+    /// `len` bytes of the entry from byte `from`.
+    ///
+    /// # Safety
+    /// `from + len <= ENTRY_BYTES_MAX`: true of every field, since the
+    /// header's lengths are u16.
     #[inline(always)]
-    fn bytes(self, from: usize, len: usize) -> &'a [u8] {
+    unsafe fn bytes(self, from: usize, len: usize) -> &'a [u8] {
         debug_assert!(from + len <= ENTRY_BYTES_MAX);
-        // SAFETY: `from + len <= ENTRY_BYTES_MAX <= BLOCK_BYTES_MAX`, which
-        // `Arena::block_start` guarantees mapped and initialised from
-        // `start`, for as long as the arena borrowed for `'a` lives; that
-        // borrow also excludes any `&mut` into the arena meanwhile.
+        // SAFETY: `from + len <= ENTRY_BYTES_MAX <= BLOCK_BYTES_MAX` (the
+        // contract), which `Arena::block_start` guarantees mapped and
+        // initialised from `start`, for as long as the arena borrowed for
+        // `'a` lives; that borrow also excludes any `&mut` into the arena.
         unsafe { std::slice::from_raw_parts(self.start.as_ptr().add(from), len) }
     }
 
@@ -194,12 +197,14 @@ impl<'a> EntryView<'a> {
 
     #[inline]
     pub(super) fn key(self) -> &'a [u8] {
-        self.bytes(HEADER_BYTES, self.header.key_len())
+        // SAFETY: HEADER_BYTES + a u16 length is within ENTRY_BYTES_MAX.
+        unsafe { self.bytes(HEADER_BYTES, self.header.key_len()) }
     }
 
     #[inline]
     pub(super) fn value(self) -> &'a [u8] {
-        self.bytes(HEADER_BYTES + self.header.key_len(), self.header.value_len())
+        // SAFETY: HEADER_BYTES + two u16 lengths is within ENTRY_BYTES_MAX.
+        unsafe { self.bytes(HEADER_BYTES + self.header.key_len(), self.header.value_len()) }
     }
 
     #[inline]
@@ -208,7 +213,9 @@ impl<'a> EntryView<'a> {
             return None;
         }
         let at = HEADER_BYTES + self.header.key_len() + self.header.value_len();
-        let deadline = self.bytes(at, DEADLINE_BYTES).first_chunk::<DEADLINE_BYTES>()?;
+        // SAFETY: HEADER_BYTES + two u16 lengths + DEADLINE_BYTES is
+        // ENTRY_BYTES_MAX at most.
+        let deadline = unsafe { self.bytes(at, DEADLINE_BYTES) }.first_chunk::<DEADLINE_BYTES>()?;
         Some(Millis::from_le_bytes(*deadline))
     }
 
