@@ -32,6 +32,8 @@ use hashbrown::HashMap;
 
 const KEY_COUNT: usize = 1_000_000;
 const LOOKUPS_PER_ITERATION: usize = 1_000;
+/// How far ahead the index stage runs, as in the server.
+const LOOKAHEAD: usize = 2 * PREFETCH_FRAMES_AHEAD;
 
 type Baseline = HashMap<Box<[u8]>, Box<[u8]>>;
 
@@ -125,11 +127,13 @@ fn lookups(c: &mut Criterion) {
             let mut cursor = 0;
             b.iter(|| {
                 let batch = next_batch(keys, &mut cursor);
+                // What the index stage returned for lookup i, at i % LOOKAHEAD.
+                let mut prefetched = [None; LOOKAHEAD];
                 for (i, key) in batch.iter().enumerate() {
-                    if let Some(ahead) = batch.get(i + 2 * PREFETCH_FRAMES_AHEAD) {
-                        store.prefetch_index(ahead);
+                    if let Some(ahead) = batch.get(i + LOOKAHEAD) {
+                        prefetched[i % LOOKAHEAD] = Some(store.prefetch_index(ahead));
                     }
-                    if let Some(ahead) = batch.get(i + PREFETCH_FRAMES_AHEAD) {
+                    if let Some(ahead) = prefetched[(i + PREFETCH_FRAMES_AHEAD) % LOOKAHEAD].take() {
                         store.prefetch_entry(ahead);
                     }
                     black_box(store.get(key, 0).map(|entry| entry.value()));

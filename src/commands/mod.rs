@@ -17,7 +17,7 @@ pub use server::ServerInfo;
 
 use crate::protocol::reply::push_fail;
 use crate::protocol::request::{Invalid, Request};
-use crate::store::{Millis, Store};
+use crate::store::{Millis, Prefetched, Store};
 
 /// Table slots examined per expiry tick, at most. The sweep reads one
 /// 12-slot group (one cache line) at a time and the entries that carry a
@@ -47,15 +47,6 @@ const PREFETCH_KEYS_MIN: usize = 1 << 16;
 /// on a loop of lookups of 1M keys: 50 ns a lookup without prefetching, 34
 /// with the entry 4 ahead, 26 with 8, 36 with 16 (lines evicted unused).
 pub const PREFETCH_FRAMES_AHEAD: usize = 8;
-
-/// A stage of the prefetch a batch of frames runs ahead of itself: first
-/// the index line of each frame's key, later, once that has arrived, the
-/// entry it points to (see [`crate::store::Store::prefetch_entry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefetch {
-    Index,
-    Entry,
-}
 
 /// Counters that INFO reports; the I/O backend updates the client counts.
 #[derive(Debug, Default, Clone)]
@@ -112,18 +103,19 @@ impl Engine {
         self.store.len() >= PREFETCH_KEYS_MIN
     }
 
-    /// Runs `stage` of the prefetch for the key of frame core `core`, which
-    /// will execute soon. A frame without a key, or not a request at all,
-    /// prefetches nothing.
+    /// First stage of the prefetch for the key of frame core `core`, which
+    /// will execute soon (see [`Store::prefetch_index`]). A frame without a
+    /// key, or not a request at all, prefetches nothing.
     #[inline]
-    pub fn prefetch_frame(&self, core: &[u8], stage: Prefetch) {
-        let Some(key) = Request::parse(core).ok().and_then(|request| request.key()) else {
-            return;
-        };
-        match stage {
-            Prefetch::Index => self.store.prefetch_index(key),
-            Prefetch::Entry => self.store.prefetch_entry(key),
-        }
+    pub fn prefetch_index(&self, core: &[u8]) -> Option<Prefetched> {
+        let key = Request::parse(core).ok()?.key()?;
+        Some(self.store.prefetch_index(key))
+    }
+
+    /// Second stage, for a frame whose first stage ran a while before.
+    #[inline]
+    pub fn prefetch_entry(&self, prefetched: Prefetched) {
+        self.store.prefetch_entry(prefetched);
     }
 
     /// Executes one frame core and appends its reply to `out`.

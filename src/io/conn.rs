@@ -27,9 +27,9 @@
 //!   the client reads. A slow reader is throttled, not dropped, and never
 //!   costs the server more than the bound.
 
-use crate::commands::{Engine, Prefetch, PREFETCH_FRAMES_AHEAD};
+use crate::commands::{Engine, PREFETCH_FRAMES_AHEAD};
 use crate::protocol::{split_frame, FrameSplit, FRAME_BYTES_MAX};
-use crate::store::Millis;
+use crate::store::{Millis, Prefetched};
 
 /// Per-connection input buffer: one maximal frame fits, as upstream.
 pub const INPUT_BYTES: usize = 64 * 1024;
@@ -280,9 +280,10 @@ impl Conn {
 /// (with `handed_off` bytes still owed from earlier buffers) has room,
 /// returning the bytes consumed. An oversized header breaks the connection
 /// and discards its unsent output (Q30). When the store is larger than the
-/// caches, two [`Lookahead`]s walk the same frames ahead of execution and
-/// prefetch what each command will read, so a pipelined batch overlaps its
-/// cache misses instead of taking them one after another.
+/// caches and more than one frame is waiting, a [`Lookahead`] walks the
+/// frames ahead of execution and prefetches what each command will read,
+/// so a pipelined batch overlaps its cache misses instead of taking them
+/// one after another. (A lone frame has nothing to overlap with.)
 #[inline]
 fn execute_frames(
     mut stream: &[u8],
@@ -295,20 +296,19 @@ fn execute_frames(
 ) -> usize {
     let offered = stream.len();
     compact_output(output, output_sent);
-    let prefetch = engine.prefetch_pays();
-    let mut index_ahead = Lookahead { rest: stream, frames_ahead: 0, stage: Prefetch::Index };
-    let mut entry_ahead = Lookahead { rest: stream, frames_ahead: 0, stage: Prefetch::Entry };
+    let prefetch = engine.prefetch_pays() && holds_two_frames(stream);
+    let mut lookahead = Lookahead::new(stream);
     while output.len() + handed_off <= OUTPUT_BYTES_EXECUTE_MAX {
         if prefetch {
-            index_ahead.run(2 * PREFETCH_FRAMES_AHEAD, engine);
-            entry_ahead.run(PREFETCH_FRAMES_AHEAD, engine);
+            lookahead.run(engine);
         }
         match split_frame(stream) {
             FrameSplit::Frame { core, frame_bytes } => {
                 engine.execute_frame(core, now, output);
                 stream = &stream[frame_bytes..];
-                index_ahead.on_executed(stream);
-                entry_ahead.on_executed(stream);
+                if prefetch {
+                    lookahead.on_executed(stream);
+                }
             }
             FrameSplit::Incomplete => break,
             FrameSplit::Oversized => {
@@ -323,38 +323,78 @@ fn execute_frames(
     offered - stream.len()
 }
 
-/// A cursor over the frames not yet executed, running up to some distance
-/// ahead of execution and issuing one prefetch stage for each frame it
-/// passes. It stops at the first incomplete or oversized frame, as
-/// execution will.
+/// Whether `stream` starts with two complete frames.
+#[inline]
+fn holds_two_frames(stream: &[u8]) -> bool {
+    match split_frame(stream) {
+        FrameSplit::Frame { frame_bytes, .. } => {
+            matches!(split_frame(&stream[frame_bytes..]), FrameSplit::Frame { .. })
+        }
+        FrameSplit::Incomplete | FrameSplit::Oversized => false,
+    }
+}
+
+/// Frames the [`Lookahead`] runs ahead of execution: the index stage this
+/// far ahead, the entry stage half as far.
+const LOOKAHEAD_FRAMES: usize = 2 * PREFETCH_FRAMES_AHEAD;
+
+/// A cursor over the frames not yet executed, running up to
+/// [`LOOKAHEAD_FRAMES`] ahead of execution: it parses each frame it passes
+/// once and runs the index stage of the prefetch for its key, and runs the
+/// entry stage for the frame [`PREFETCH_FRAMES_AHEAD`] ahead from what the
+/// index stage returned. It stops at the first incomplete or oversized
+/// frame, as execution will.
 struct Lookahead<'a> {
+    /// The stream after the frames looked at.
     rest: &'a [u8],
-    /// Frames between execution and `rest`.
-    frames_ahead: usize,
-    stage: Prefetch,
+    /// What the index stage returned for each frame looked at and not yet
+    /// executed: a ring, the next frame to execute at `next`.
+    prefetched: [Option<Prefetched>; LOOKAHEAD_FRAMES],
+    next: usize,
+    /// Frames looked at and not yet executed.
+    looked_at: usize,
+    /// How many of those, from the next to execute on, had the entry stage.
+    entries_prefetched: usize,
 }
 
 impl<'a> Lookahead<'a> {
+    fn new(stream: &'a [u8]) -> Lookahead<'a> {
+        Lookahead { rest: stream, prefetched: [None; LOOKAHEAD_FRAMES], next: 0, looked_at: 0, entries_prefetched: 0 }
+    }
+
     #[inline]
-    fn run(&mut self, distance: usize, engine: &Engine) {
-        while self.frames_ahead < distance {
+    fn slot(&self, ahead: usize) -> usize {
+        (self.next + ahead) % LOOKAHEAD_FRAMES
+    }
+
+    #[inline]
+    fn run(&mut self, engine: &Engine) {
+        while self.looked_at < LOOKAHEAD_FRAMES {
             let FrameSplit::Frame { core, frame_bytes } = split_frame(self.rest) else {
-                return;
+                break;
             };
-            engine.prefetch_frame(core, self.stage);
+            self.prefetched[self.slot(self.looked_at)] = engine.prefetch_index(core);
             self.rest = &self.rest[frame_bytes..];
-            self.frames_ahead += 1;
+            self.looked_at += 1;
+        }
+        while self.entries_prefetched < self.looked_at.min(PREFETCH_FRAMES_AHEAD) {
+            if let Some(prefetched) = self.prefetched[self.slot(self.entries_prefetched)] {
+                engine.prefetch_entry(prefetched);
+            }
+            self.entries_prefetched += 1;
         }
     }
 
     /// Execution passed one frame; `after` is the stream that follows it.
     #[inline]
     fn on_executed(&mut self, after: &'a [u8]) {
-        if self.frames_ahead == 0 {
+        if self.looked_at == 0 {
             self.rest = after;
         } else {
-            self.frames_ahead -= 1;
+            self.looked_at -= 1;
+            self.next = self.slot(1);
         }
+        self.entries_prefetched = self.entries_prefetched.saturating_sub(1);
     }
 }
 

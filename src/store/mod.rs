@@ -139,6 +139,13 @@ impl std::fmt::Debug for Entry<'_> {
     }
 }
 
+/// A key between the two stages of a prefetch: its hash, so that the second
+/// stage does not compute it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetched {
+    hash: u32,
+}
+
 /// The shape of the index, for benchmarks, tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableShape {
@@ -282,23 +289,28 @@ impl Store {
     }
 
     /// First stage of a prefetch: starts loading the index line a lookup
-    /// of `key` reads first. See [`Store::prefetch_entry`].
+    /// of `key` reads first, and returns what the second stage,
+    /// [`Store::prefetch_entry`], needs to go on from there.
     #[inline]
-    pub fn prefetch_index(&self, key: &[u8]) {
-        self.table.prefetch_index(self.table.hash(key));
+    pub fn prefetch_index(&self, key: &[u8]) -> Prefetched {
+        let hash = self.table.hash(key);
+        self.table.prefetch_index(hash);
+        Prefetched { hash }
     }
 
     /// Second stage of a prefetch: reads the index line (which
     /// [`Store::prefetch_index`] should have loaded a while before) and
-    /// starts loading the entry whose tag matches `key`'s, if one does.
+    /// starts loading the entry whose tag matches the key's, if one does.
     ///
     /// A batch of lookups that runs these two stages some distance ahead of
     /// itself (MICA's software pipeline) overlaps the cache misses of many
     /// lookups; measured on 1M keys, a plain lookup loop does not, because
     /// each lookup's two dependent misses fill the CPU's reorder window.
+    /// Both stages are hints: should the table change in between (a growth
+    /// starts), the second stage loads a useless line, nothing worse.
     #[inline]
-    pub fn prefetch_entry(&self, key: &[u8]) {
-        self.table.prefetch_entry(self.table.hash(key), &self.arena);
+    pub fn prefetch_entry(&self, prefetched: Prefetched) {
+        self.table.prefetch_entry(prefetched.hash, &self.arena);
     }
 
     /// The live entry for `key`; an expired entry is deleted first (lazy
