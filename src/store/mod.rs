@@ -80,6 +80,8 @@ mod entry;
 mod group;
 mod group_memory;
 mod hash;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 mod os_memory;
 mod table;
 

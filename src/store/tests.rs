@@ -1,7 +1,7 @@
 //! The store against a model, its internal invariants, growth, expiry and
 //! the flooding defence. Sizes shrink under Miri.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use proptest::prelude::*;
@@ -9,6 +9,7 @@ use proptest::test_runner::FileFailurePersistence;
 
 use super::arena::class_bytes;
 use super::group::tag_of;
+use super::model::{colliding_key, Model, ModelEntry};
 use super::*;
 use crate::protocol::int::{parse_i64, I64Text};
 
@@ -166,6 +167,11 @@ fn integer_values_grow_in_place() {
     assert_eq!(store.get(b"counter", 0).map(|e| e.value()), Some(&b"-9223372036854775808"[..]));
 }
 
+/// An entry's value, integer tag and deadline.
+fn fields(entry: Option<Entry<'_>>) -> Option<(&[u8], bool, Option<Millis>)> {
+    entry.map(|entry| (entry.value(), entry.is_integer(), entry.deadline()))
+}
+
 #[test]
 fn a_deadline_that_does_not_fit_moves_the_entry_and_keeps_it_whole() {
     let mut store = Store::new();
@@ -255,16 +261,6 @@ fn growth_drains_incrementally_and_keeps_every_key() {
     store.check_invariants();
 }
 
-/// An 8-byte key whose CRC32C is 0xFFFF_FFFF: CRC is linear, so feeding the
-/// register's own state back as the next 32-bit word zeroes it.
-fn colliding_key(i: u32) -> [u8; 8] {
-    let prefix = i.to_le_bytes();
-    let mut key = [0u8; 8];
-    key[..4].copy_from_slice(&prefix);
-    key[4..].copy_from_slice(&(!crc32c::crc32c(&prefix)).to_le_bytes());
-    key
-}
-
 #[test]
 fn crafted_crc_collisions_switch_the_table_to_a_keyed_hash() {
     assert!((0..100).all(|i| hash::crc32c(&colliding_key(i)) == u32::MAX));
@@ -301,34 +297,6 @@ fn sequential_keys_do_not_look_like_a_flood() {
 
 // ---------------------------------------------------------------------
 // Random operation sequences against a model.
-
-#[derive(Clone, Debug, PartialEq)]
-struct ModelEntry {
-    value: Vec<u8>,
-    is_integer: bool,
-    deadline: Option<Millis>,
-}
-
-impl ModelEntry {
-    fn is_expired(&self, now: Millis) -> bool {
-        self.deadline.is_some_and(|deadline| deadline <= now)
-    }
-}
-
-/// A map with the store's semantics, expired entries kept until touched.
-#[derive(Default)]
-struct Model {
-    entries: HashMap<Vec<u8>, ModelEntry>,
-}
-
-impl Model {
-    fn live(&mut self, key: &[u8], now: Millis) -> Option<&mut ModelEntry> {
-        if self.entries.get(key).is_some_and(|entry| entry.is_expired(now)) {
-            self.entries.remove(key);
-        }
-        self.entries.get_mut(key)
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -384,15 +352,6 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// An entry's value, integer tag and deadline.
-fn fields(entry: Option<Entry<'_>>) -> Option<(&[u8], bool, Option<Millis>)> {
-    entry.map(|entry| (entry.value(), entry.is_integer(), entry.deadline()))
-}
-
-fn store_entry(entry: Option<Entry<'_>>) -> Option<ModelEntry> {
-    fields(entry).map(|(value, is_integer, deadline)| ModelEntry { value: value.to_vec(), is_integer, deadline })
-}
-
 /// Applies `ops` to a store and a model and checks they agree after each.
 fn run_against_model(ops: &[Op]) {
     let mut store = Store::new();
@@ -407,11 +366,15 @@ fn run_against_model(ops: &[Op]) {
                 let is_integer = parse_i64(value).is_some();
                 let deadline = ttl_ms.map(|ttl| now + Millis::from(ttl));
                 store.set(&key, value, is_integer, deadline);
-                model.entries.insert(key, ModelEntry { value: value.clone(), is_integer, deadline });
+                model.set(key, value.clone(), is_integer, deadline);
             }
             Op::Get { key } => {
                 let key = model_key(*key);
-                assert_eq!(store_entry(store.get(&key, now)), model.live(&key, now).cloned(), "step {step}: {op:?}");
+                assert_eq!(
+                    store.get(&key, now).map(ModelEntry::of),
+                    model.live(&key, now).cloned(),
+                    "step {step}: {op:?}"
+                );
             }
             Op::Del { key } => {
                 let key = model_key(*key);
@@ -425,13 +388,12 @@ fn run_against_model(ops: &[Op]) {
                     Some(entry) if entry.is_integer => parse_i64(&entry.value).map(|n| (n, entry.deadline)),
                     Some(_) => None,
                 };
-                let from_store = current(store_entry(store.get(&key, now)));
+                let from_store = current(store.get(&key, now).map(ModelEntry::of));
                 assert_eq!(from_store, current(model.live(&key, now).cloned()), "step {step}: {op:?}");
                 if let Some((next, deadline)) = from_store.and_then(|(n, d)| Some((n.checked_add(*amount)?, d))) {
                     let text = I64Text::new(next);
                     store.set(&key, text.as_bytes(), true, deadline);
-                    let entry = ModelEntry { value: text.as_bytes().to_vec(), is_integer: true, deadline };
-                    model.entries.insert(key, entry);
+                    model.set(key, text.as_bytes().to_vec(), true, deadline);
                 }
             }
             Op::Expire { key, ttl_ms } => {
@@ -474,7 +436,7 @@ fn run_against_model(ops: &[Op]) {
                     grown += 1;
                     let deadline = ttl_ms.map(|ttl| now + Millis::from(ttl));
                     store.set(&key, b"g", false, deadline);
-                    model.entries.insert(key, ModelEntry { value: b"g".to_vec(), is_integer: false, deadline });
+                    model.set(key, b"g".to_vec(), false, deadline);
                 }
             }
             Op::KeyedRehash => store.keyed_rehash_pending = true,

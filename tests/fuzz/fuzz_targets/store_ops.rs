@@ -1,34 +1,21 @@
 //! Drives the store with operations decoded from the fuzzer's bytes and
-//! checks every answer against a `HashMap` model with the same semantics
-//! (lazy expiry, SET ignoring expiry, sampled reclamation). Keys include
+//! checks every answer against the store's model (`fkvs::store::model`,
+//! shared with its property tests), plus sampled reclamation. Keys include
 //! crafted full CRC32C collisions, so flood detection and the keyed rehash
 //! run too, and batches of fresh keys make the table grow and drain.
 
 #![no_main]
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use fkvs::protocol::int::parse_i64;
+use fkvs::store::model::{colliding_key, Model, ModelEntry};
 use fkvs::store::{Millis, Store};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(Clone)]
-struct ModelEntry {
-    value: Vec<u8>,
-    is_integer: bool,
-    deadline: Option<Millis>,
-}
-
-impl ModelEntry {
-    fn is_expired(&self, now: Millis) -> bool {
-        self.deadline.is_some_and(|deadline| deadline <= now)
-    }
-}
-
 struct Harness {
     store: Store,
-    model: HashMap<Vec<u8>, ModelEntry>,
+    model: Model,
     now: Millis,
     fresh_keys: u32,
 }
@@ -51,18 +38,10 @@ impl Input<'_> {
     }
 }
 
-/// An 8-byte key whose CRC32C is 0xFFFF_FFFF.
-fn colliding_key(index: u32) -> Vec<u8> {
-    let prefix = index.to_le_bytes();
-    let mut key = prefix.to_vec();
-    key.extend_from_slice(&(!crc32c::crc32c(&prefix)).to_le_bytes());
-    key
-}
-
 fn key(input: &mut Input<'_>) -> Vec<u8> {
     match input.byte() {
         selector @ 0..=199 => format!("k{}", selector % 40).into_bytes(),
-        selector @ 200..=239 => colliding_key(u32::from(selector - 200)),
+        selector @ 200..=239 => colliding_key(u32::from(selector - 200)).to_vec(),
         _ => vec![b'L'; 300 + usize::from(input.byte())],
     }
 }
@@ -83,23 +62,15 @@ fn value(input: &mut Input<'_>) -> Vec<u8> {
 }
 
 impl Harness {
-    fn model_live(&mut self, key: &[u8]) -> Option<&mut ModelEntry> {
-        if self.model.get(key).is_some_and(|entry| entry.is_expired(self.now)) {
-            self.model.remove(key);
-        }
-        self.model.get_mut(key)
-    }
-
-    fn get(&mut self, key: &[u8]) -> Option<(Vec<u8>, bool, Option<Millis>)> {
-        let stored = self.store.get(key, self.now).map(|e| (e.value().to_vec(), e.is_integer(), e.deadline()));
-        let modelled = self.model_live(key).map(|e| (e.value.clone(), e.is_integer, e.deadline));
-        assert_eq!(stored, modelled, "GET {key:?}");
+    fn get(&mut self, key: &[u8]) -> Option<ModelEntry> {
+        let stored = self.store.get(key, self.now).map(ModelEntry::of);
+        assert_eq!(stored.as_ref(), self.model.live(key, self.now).map(|entry| &*entry), "GET {key:?}");
         stored
     }
 
     fn set(&mut self, key: Vec<u8>, value: Vec<u8>, is_integer: bool, deadline: Option<Millis>) {
         self.store.set(&key, &value, is_integer, deadline);
-        self.model.insert(key, ModelEntry { value, is_integer, deadline });
+        self.model.set(key, value, is_integer, deadline);
     }
 
     fn step(&mut self, input: &mut Input<'_>) {
@@ -119,7 +90,7 @@ impl Harness {
                 // An expired key may already be reclaimed: either answer.
                 let key = key(input);
                 let deleted = self.store.delete(&key);
-                match self.model.remove(&key) {
+                match self.model.entries.remove(&key) {
                     Some(entry) if entry.is_expired(self.now) => {}
                     modelled => assert_eq!(deleted, modelled.is_some(), "DEL"),
                 }
@@ -129,7 +100,7 @@ impl Harness {
                 let (key, amount) = (key(input), i64::from(input.byte() as i8));
                 let current = match self.get(&key) {
                     None => Some((0, None)),
-                    Some((value, true, deadline)) => parse_i64(&value).map(|n| (n, deadline)),
+                    Some(entry) if entry.is_integer => parse_i64(&entry.value).map(|n| (n, entry.deadline)),
                     Some(_) => None,
                 };
                 if let Some((next, deadline)) = current.and_then(|(n, d)| Some((n.checked_add(amount)?, d))) {
@@ -139,12 +110,12 @@ impl Harness {
             6 => {
                 let (key, ttl) = (key(input), input.byte());
                 let deadline = (ttl < 200).then(|| self.now + Millis::from(ttl) * 16);
-                let live = self.model_live(&key).map(|entry| entry.deadline = deadline).is_some();
+                let live = self.model.live(&key, self.now).map(|entry| entry.deadline = deadline).is_some();
                 assert_eq!(self.store.set_deadline(&key, deadline, self.now), live, "EXPIRE/PERSIST");
             }
             7 => self.now += Millis::from(input.byte()) * 8,
             8 => {
-                let expired = self.model.values().filter(|entry| entry.is_expired(self.now)).count();
+                let expired = self.model.entries.values().filter(|entry| entry.is_expired(self.now)).count();
                 let reclaimed = self.store.expire_cycle(self.now, usize::from(input.byte()) * 4);
                 assert!(reclaimed <= expired, "cycle reclaimed {reclaimed} of {expired} expired");
             }
@@ -155,12 +126,12 @@ impl Harness {
                     ControlFlow::Continue(())
                 });
                 let now = self.now;
-                self.model.retain(|_, entry| !entry.is_expired(now));
+                self.model.entries.retain(|_, entry| !entry.is_expired(now));
                 visited.sort();
-                let mut live: Vec<Vec<u8>> = self.model.keys().cloned().collect();
+                let mut live: Vec<Vec<u8>> = self.model.entries.keys().cloned().collect();
                 live.sort();
                 assert_eq!(visited, live, "KEYS");
-                assert_eq!(self.store.len(), self.model.len(), "len after a full walk");
+                assert_eq!(self.store.len(), self.model.entries.len(), "len after a full walk");
             }
             10 => {
                 for _ in 0..usize::from(input.byte()) * 8 {
@@ -173,27 +144,27 @@ impl Harness {
                 // Up to 510 keys on one probe path: enough to trip the
                 // flood bound (41 full groups of 12).
                 for index in 0..u32::from(input.byte()) * 2 {
-                    self.set(colliding_key(1_000 + index), b"c".to_vec(), false, None);
+                    self.set(colliding_key(1_000 + index).to_vec(), b"c".to_vec(), false, None);
                 }
             }
         }
         // The store holds every live key and at most the model's expired
         // ones (counting live keys is linear: only on small models).
-        assert!(self.store.len() <= self.model.len(), "store holds keys the model dropped");
-        if self.model.len() <= 512 {
-            let live = self.model.values().filter(|entry| !entry.is_expired(self.now)).count();
+        assert!(self.store.len() <= self.model.entries.len(), "store holds keys the model dropped");
+        if self.model.entries.len() <= 512 {
+            let live = self.model.entries.values().filter(|entry| !entry.is_expired(self.now)).count();
             assert!(live <= self.store.len(), "store lost live keys");
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut harness = Harness { store: Store::new(), model: HashMap::new(), now: 1_000, fresh_keys: 0 };
+    let mut harness = Harness { store: Store::new(), model: Model::default(), now: 1_000, fresh_keys: 0 };
     let mut input = Input(data);
     while !input.0.is_empty() {
         harness.step(&mut input);
     }
-    let keys: Vec<Vec<u8>> = harness.model.keys().cloned().collect();
+    let keys: Vec<Vec<u8>> = harness.model.entries.keys().cloned().collect();
     for key in keys {
         harness.get(&key);
     }
