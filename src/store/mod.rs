@@ -20,9 +20,11 @@
 //!
 //! # Cost per operation (back of the envelope, table larger than the caches)
 //! - GET hit: hash (~1.5 ns, no memory), **one miss** for the home group,
-//!   **one miss** for the entry (a 40-byte block straddles two lines a
-//!   quarter of the time, and the second usually arrives with the first). About two DRAM misses; `hashbrown` with boxed keys and
-//!   values takes three (control bytes, bucket, key box) plus the value box.
+//!   **one miss** for the entry (a 40-byte block straddles two lines half
+//!   the time, its header and key a quarter of the time; the second line
+//!   usually arrives with the first). About two DRAM misses; `hashbrown`
+//!   with boxed keys and values takes three (control bytes, bucket, key
+//!   box) plus the value box.
 //! - GET miss: one miss for the home group; a tag false-positive reads an
 //!   entry with probability ~12·load/255 per group (~4% at full load).
 //! - SET of a new key: the lookup (one miss per table), a block carved from
