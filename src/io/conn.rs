@@ -307,7 +307,7 @@ fn execute_frames(
                 engine.execute_frame(core, now, output);
                 stream = &stream[frame_bytes..];
                 if prefetch {
-                    lookahead.on_executed(stream);
+                    lookahead.on_executed();
                 }
             }
             FrameSplit::Incomplete => break,
@@ -385,16 +385,14 @@ impl<'a> Lookahead<'a> {
         }
     }
 
-    /// Execution passed one frame; `after` is the stream that follows it.
+    /// Execution passed one frame. `run` went before it, so that frame was
+    /// looked at (execution and the lookahead see the same complete frames).
     #[inline]
-    fn on_executed(&mut self, after: &'a [u8]) {
-        if self.looked_at == 0 {
-            self.rest = after;
-        } else {
-            self.looked_at -= 1;
-            self.next = self.slot(1);
-        }
-        self.entries_prefetched = self.entries_prefetched.saturating_sub(1);
+    fn on_executed(&mut self) {
+        debug_assert!(self.looked_at > 0 && self.entries_prefetched > 0);
+        self.looked_at -= 1;
+        self.entries_prefetched -= 1;
+        self.next = self.slot(1);
     }
 }
 
