@@ -125,6 +125,11 @@ impl Header {
     }
 
     #[inline(always)]
+    fn has_deadline(self) -> bool {
+        self.flags & FLAG_DEADLINE != 0
+    }
+
+    #[inline(always)]
     fn key_len(self) -> usize {
         usize::from(self.key_len)
     }
@@ -192,7 +197,7 @@ impl<'a> EntryView<'a> {
     /// Whether the entry carries a deadline (without reading it).
     #[inline]
     pub(super) fn has_deadline(self) -> bool {
-        self.header.flags & FLAG_DEADLINE != 0
+        self.header.has_deadline()
     }
 
     #[inline]
@@ -255,6 +260,13 @@ pub(super) struct DetachedEntry {
 }
 
 impl DetachedEntry {
+    /// Whether the entry carries a deadline: decoded with the header, so
+    /// no read of the arena.
+    #[inline]
+    pub(super) fn has_deadline(self) -> bool {
+        self.header.has_deadline()
+    }
+
     /// # Safety
     /// The arena this entry was detached from must be alive and unmodified
     /// since [`EntryView::detach`], and must stay so while the returned view

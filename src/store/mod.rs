@@ -208,7 +208,7 @@ impl Found {
     }
 
     fn from_hit(side: Side, hash: u32, hit: Hit) -> Found {
-        Found::new(side, hash, hit.at, hit.entry, hit.has_deadline)
+        Found::new(side, hash, hit.at, hit.entry, hit.view.has_deadline())
     }
 
     fn at(self) -> SlotAt {
@@ -326,7 +326,7 @@ impl Store {
             let found = if self.draining.is_empty() { None } else { self.find_live_in_drains(hash, key, now) };
             return found.map(|found| Entry(self.entry(found.entry)));
         };
-        if hit.has_deadline {
+        if hit.view.has_deadline() {
             let found = self.live(Found::from_hit(Side::Current, hash, hit), now)?;
             return Some(Entry(self.entry(found.entry)));
         }

@@ -5,10 +5,10 @@
 //! its hash times [`HOME_MIX`], its tag the 8 low bits of the hash
 //! ([`tag_of`]), and its probe stride `2 × (7 low bits) + 1` groups (double
 //! hashing, as F14 does; odd, so a probe visits every group). Keys that
-//! share a home but not those bits part ways after one group. Simulated at 7/8 load on 2^21 groups with random keys,
-//! the longest insertion passed 19 full groups, against 60 with linear
-//! probing, and each further group was about half as likely as the one
-//! before.
+//! share a home but not those bits part ways after one group. Simulated at
+//! 7/8 load on 2^21 groups with random keys, the longest insertion passed
+//! 19 full groups, against 60 with linear probing, and each further group
+//! was about half as likely as the one before.
 //!
 //! The multiply matters because CRC32C is linear: the top bits of the raw
 //! CRCs of keys that differ only in ASCII digits are structured, and such
@@ -45,14 +45,12 @@ pub(super) struct SlotAt {
     pub(super) slot: usize,
 }
 
-/// What a lookup found: where, the entry's block, whether it has a
-/// deadline (so a reader without one skips the entry's deadline field),
-/// and the entry as decoded while comparing keys.
+/// What a lookup found: where, the entry's block, and the entry as decoded
+/// while comparing keys.
 #[derive(Clone, Copy)]
 pub(super) struct Hit {
     pub(super) at: SlotAt,
     pub(super) entry: EntryRef,
-    pub(super) has_deadline: bool,
     pub(super) view: DetachedEntry,
 }
 
@@ -78,7 +76,7 @@ fn find_in_group(group: &Group, group_at: usize, tag: u8, key: &[u8], arena: &Ar
         let view = EntryView::at(arena, entry);
         if view.key() == key {
             let at = SlotAt { group: group_at, slot };
-            return Some(Hit { at, entry, has_deadline: view.has_deadline(), view: view.detach() });
+            return Some(Hit { at, entry, view: view.detach() });
         }
     }
     None

@@ -35,8 +35,9 @@ impl Store {
                     assert!(keys.insert(entry.key().to_vec()), "key {:?} stored twice", entry.key());
                     assert_eq!(group.tags[slot], tag_of(hash));
                     let has_deadline = entry.deadline().is_some();
-                    let hit =
-                        table.find(hash, entry.key(), &self.arena).map(|hit| (hit.at, hit.entry, hit.has_deadline));
+                    let hit = table
+                        .find(hash, entry.key(), &self.arena)
+                        .map(|hit| (hit.at, hit.entry, hit.view.has_deadline()));
                     assert_eq!(hit, Some((at, table.entry_ref(at), has_deadline)), "unreachable key");
                     assert_eq!(group.deadline_mask & (1 << slot) != 0, entry.deadline().is_some());
                     let bytes_needed = entry::bytes_needed(
